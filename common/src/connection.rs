@@ -1,0 +1,257 @@
+//! Connection settings and the one function that opens a connection.
+//!
+//! amiquip's `Connection::open` never sets TCP_NODELAY, and Nagle's algorithm
+//! then holds each small RPC message back until the peer's delayed ACK: about
+//! 44 ms per round trip instead of 0.35 ms. So we open the TCP socket
+//! ourselves, set nodelay, and hand it to amiquip; TLS goes through the same
+//! path.
+
+use crate::failure::Failure;
+use amiquip::{Auth, Connection, ConnectionOptions, ConnectionTuning};
+use anyhow::{Context, Result};
+use std::fmt;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+use url::Url;
+
+/// How to reach the broker.
+#[derive(Debug, Clone)]
+pub struct ConnectionSettings {
+    pub url: AmqpUrl,
+    /// PEM file of a CA to trust for `amqps://`, besides the system's.
+    pub tls_ca: Option<PathBuf>,
+    /// Bound on the TCP connect and on the AMQP handshake, each.
+    pub connect_timeout: Duration,
+}
+
+impl ConnectionSettings {
+    pub fn new(url: AmqpUrl) -> Self {
+        ConnectionSettings {
+            url,
+            tls_ca: None,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A parsed `amqp://` or `amqps://` URL (RabbitMQ's URI spec). Its `Display`
+/// hides the password, so it is safe to log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AmqpUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub vhost: String,
+    pub username: String,
+    password: String,
+    pub heartbeat: Option<u16>,
+    pub channel_max: Option<u16>,
+}
+
+impl AmqpUrl {
+    pub fn parse(text: &str) -> Result<AmqpUrl> {
+        // Never echo `text`: it may hold a password.
+        let url = Url::parse(text).map_err(|e| Failure::Usage(format!("invalid AMQP URL: {e}")))?;
+        let tls = match url.scheme() {
+            "amqp" => false,
+            "amqps" => true,
+            other => {
+                return Err(Failure::Usage(format!(
+                    "invalid AMQP URL: scheme {other:?} is neither amqp nor amqps"
+                ))
+                .into())
+            }
+        };
+        let decode = |s: &str| -> Result<String> {
+            let decoded = percent_encoding::percent_decode_str(s).decode_utf8();
+            decoded.map(|text| text.into_owned()).map_err(|_| {
+                Failure::Usage("invalid AMQP URL: not UTF-8 once decoded".into()).into()
+            })
+        };
+        let host = match url.host_str() {
+            None | Some("") => "localhost".to_string(),
+            // An IPv6 literal comes back in brackets; the resolver wants it bare.
+            Some(host) => host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+        };
+        let port = url.port().unwrap_or(if tls { 5671 } else { 5672 });
+        let mut segments = url.path_segments().into_iter().flatten();
+        let vhost = match segments.next() {
+            None | Some("") => "/".to_string(),
+            Some(segment) => decode(segment)?,
+        };
+        if segments.next().is_some() {
+            return Err(Failure::Usage(
+                "invalid AMQP URL: the path holds more than a vhost (escape '/' as %2f)".into(),
+            )
+            .into());
+        }
+        let username = match url.username() {
+            "" => "guest".to_string(),
+            name => decode(name)?,
+        };
+        let password = decode(url.password().unwrap_or("guest"))?;
+        let mut parsed = AmqpUrl {
+            tls,
+            host,
+            port,
+            vhost,
+            username,
+            password,
+            heartbeat: None,
+            channel_max: None,
+        };
+        for (key, value) in url.query_pairs() {
+            let number = |what: &str| -> Result<u16> {
+                value.parse().map_err(|_| {
+                    Failure::Usage(format!("invalid AMQP URL: {what}={value} is not a number"))
+                        .into()
+                })
+            };
+            match key.as_ref() {
+                "heartbeat" => parsed.heartbeat = Some(number("heartbeat")?),
+                "channel_max" => parsed.channel_max = Some(number("channel_max")?),
+                other => {
+                    return Err(Failure::Usage(format!(
+                        "invalid AMQP URL: unsupported query parameter {other:?}"
+                    ))
+                    .into())
+                }
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+impl fmt::Display for AmqpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "amqps" } else { "amqp" };
+        let vhost = self.vhost.replace('%', "%25").replace('/', "%2f");
+        write!(
+            f,
+            "{scheme}://{}:***@{}:{}/{vhost}",
+            self.username, self.host, self.port
+        )
+    }
+}
+
+impl fmt::Debug for AmqpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AmqpUrl({self})")
+    }
+}
+
+/// Opens a connection with TCP_NODELAY set, over TLS for `amqps://`.
+/// Every step is bounded by `connect_timeout`.
+pub fn open_connection(settings: &ConnectionSettings) -> Result<Connection> {
+    let url = &settings.url;
+    let stream = connect_tcp(url, settings.connect_timeout)
+        .map_err(|e| Failure::Broker(format!("cannot connect to {url}: {e:#}")))?;
+    let mut options = ConnectionOptions::<Auth>::default()
+        .auth(Auth::Plain {
+            username: url.username.clone(),
+            password: url.password.clone(),
+        })
+        .virtual_host(url.vhost.clone())
+        .connection_timeout(Some(settings.connect_timeout));
+    if let Some(heartbeat) = url.heartbeat {
+        options = options.heartbeat(heartbeat);
+    }
+    if let Some(channel_max) = url.channel_max {
+        options = options.channel_max(channel_max);
+    }
+    let tuning = ConnectionTuning::default();
+    let connection = if url.tls {
+        let connector = tls_connector(settings)?;
+        Connection::open_tls_stream(connector, &url.host, stream, options, tuning)
+    } else {
+        Connection::insecure_open_stream(stream, options, tuning)
+    };
+    connection
+        .map_err(|e| Failure::Broker(format!("cannot open AMQP connection to {url}: {e}")).into())
+}
+
+fn connect_tcp(url: &AmqpUrl, timeout: Duration) -> Result<mio::net::TcpStream> {
+    let addresses = (url.host.as_str(), url.port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {}", url.host))?;
+    let mut last_error = None;
+    for address in addresses {
+        match TcpStream::connect_timeout(&address, timeout) {
+            Ok(stream) => {
+                stream.set_nodelay(true)?;
+                return Ok(mio::net::TcpStream::from_stream(stream)?);
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(match last_error {
+        Some(e) => e.into(),
+        None => anyhow::anyhow!("{} resolves to no address", url.host),
+    })
+}
+
+fn tls_connector(settings: &ConnectionSettings) -> Result<native_tls::TlsConnector> {
+    let mut builder = native_tls::TlsConnector::builder();
+    if let Some(path) = &settings.tls_ca {
+        let pem = std::fs::read(path).map_err(|e| {
+            Failure::Usage(format!("cannot read TLS CA file {}: {e}", path.display()))
+        })?;
+        let certificate = native_tls::Certificate::from_pem(&pem).map_err(|e| {
+            Failure::Usage(format!("TLS CA file {} is not PEM: {e}", path.display()))
+        })?;
+        builder.add_root_certificate(certificate);
+    }
+    builder
+        .build()
+        .map_err(|e| Failure::Broker(format!("cannot set up TLS: {e}")).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_default_url() {
+        let url = AmqpUrl::parse(crate::protocol::DEFAULT_URL).unwrap();
+        assert!(!url.tls);
+        assert_eq!((url.host.as_str(), url.port), ("127.0.0.1", 5672));
+        assert_eq!(url.vhost, "/");
+        assert_eq!(url.username, "guest");
+        assert_eq!(url.password, "guest");
+    }
+
+    #[test]
+    fn fills_in_defaults_like_the_uri_spec() {
+        let url = AmqpUrl::parse("amqps://").unwrap();
+        assert!(url.tls);
+        assert_eq!((url.host.as_str(), url.port), ("localhost", 5671));
+        assert_eq!((url.username.as_str(), url.vhost.as_str()), ("guest", "/"));
+        let url = AmqpUrl::parse("amqp://u%40x:p%3Aw@h:1/v%2fh?heartbeat=5").unwrap();
+        assert_eq!(url.username, "u@x");
+        assert_eq!(url.password, "p:w");
+        assert_eq!(url.vhost, "v/h");
+        assert_eq!(url.heartbeat, Some(5));
+    }
+
+    #[test]
+    fn display_and_errors_never_show_the_password() {
+        let url = AmqpUrl::parse("amqp://alice:s3cret@example.com/prod").unwrap();
+        assert_eq!(url.to_string(), "amqp://alice:***@example.com:5672/prod");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        for bad in [
+            "http://alice:s3cret@h/",
+            "amqp://alice:s3cret@h/a/b",
+            "amqp://alice:s3cret@h/?heartbeat=x",
+            "amqp://alice:s3cret@h/?frob=1",
+            "amqp://alice:s3cret@h:99999/",
+        ] {
+            let error = format!("{:#}", AmqpUrl::parse(bad).unwrap_err());
+            assert!(!error.contains("s3cret"), "{error}");
+            assert!(error.starts_with("invalid AMQP URL"), "{error}");
+        }
+    }
+}

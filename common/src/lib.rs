@@ -1,0 +1,14 @@
+//! What `fib-server` and `fib-client` share: the wire protocol, Fibonacci, the
+//! connection settings with the one function that opens a connection, the
+//! error kinds that decide exit codes, and logging set-up.
+
+pub mod connection;
+pub mod failure;
+pub mod fibonacci;
+pub mod logging;
+pub mod protocol;
+pub mod topology;
+
+pub use connection::{open_connection, AmqpUrl, ConnectionSettings};
+pub use failure::{exit_code, Failure};
+pub use fibonacci::fibonacci;

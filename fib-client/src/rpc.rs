@@ -1,0 +1,137 @@
+//! The AMQP side of a call: publish a request, receive replies.
+//!
+//! One reply queue serves the whole run; replies are told apart by
+//! correlation id. Waits block on the reply consumer, on returned (unroutable)
+//! requests and on a deadline at once, so an idle wait costs no CPU.
+
+use amiquip::{AmqpProperties, Return};
+use amiquip::{Channel, Consumer, ConsumerMessage, ConsumerOptions, Publish, QueueDeclareOptions};
+use anyhow::{Context, Result};
+use common::failure::Failure;
+use common::protocol::{self, Reply};
+use common::topology;
+use crossbeam_channel::{select, Receiver};
+use std::time::Instant;
+use uuid::Uuid;
+
+/// A server-named, exclusive, auto-delete queue: the broker removes it when
+/// the client's connection ends, however it ends.
+pub struct ReplyQueue<'a> {
+    name: String,
+    consumer: Consumer<'a>,
+}
+
+impl<'a> ReplyQueue<'a> {
+    pub fn declare(channel: &'a Channel) -> Result<ReplyQueue<'a>> {
+        let queue = channel
+            .queue_declare(
+                "",
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+            )
+            .context("cannot declare the reply queue")?;
+        // No acks: the queue dies with us, so an ack would protect nothing.
+        let consumer = queue.consume(ConsumerOptions {
+            no_ack: true,
+            exclusive: true,
+            ..ConsumerOptions::default()
+        })?;
+        Ok(ReplyQueue {
+            name: queue.name().to_string(),
+            consumer,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Where requests go and how replies come back, on one channel.
+pub struct RpcSession<'a> {
+    channel: &'a Channel,
+    exchange: String,
+    routing_key: String,
+    replies: ReplyQueue<'a>,
+    returns: Receiver<Return>,
+}
+
+/// What arrived while waiting.
+pub enum Event {
+    Reply {
+        correlation_id: Option<String>,
+        reply: Reply,
+    },
+    /// The deadline passed first.
+    TimedOut,
+}
+
+impl<'a> RpcSession<'a> {
+    pub fn open(channel: &'a Channel, exchange: &str, routing_key: &str) -> Result<RpcSession<'a>> {
+        topology::declare_exchange(channel, exchange)
+            .with_context(|| format!("cannot declare exchange {exchange:?}"))?;
+        let returns = channel.listen_for_returns()?;
+        let replies = ReplyQueue::declare(channel)?;
+        Ok(RpcSession {
+            channel,
+            exchange: exchange.to_string(),
+            routing_key: routing_key.to_string(),
+            replies,
+            returns,
+        })
+    }
+
+    pub fn reply_queue(&self) -> &str {
+        self.replies.name()
+    }
+
+    /// Publishes a request for F(n) and returns its fresh correlation id.
+    /// `mandatory` makes the broker return it if no queue is bound.
+    pub fn send(&self, n: u64) -> Result<String> {
+        let correlation_id = Uuid::new_v4().to_string();
+        let properties: AmqpProperties =
+            protocol::request_properties(&correlation_id, self.replies.name());
+        let body = protocol::request_body(n);
+        self.channel.basic_publish(
+            self.exchange.as_str(),
+            Publish {
+                body: body.as_bytes(),
+                routing_key: self.routing_key.clone(),
+                mandatory: true,
+                immediate: false,
+                properties,
+            },
+        )?;
+        Ok(correlation_id)
+    }
+
+    /// Blocks until a reply arrives or `deadline` passes. A returned request
+    /// ends the run: nothing would ever answer it.
+    pub fn next_event(&self, deadline: Instant) -> Result<Event> {
+        select! {
+            recv(self.replies.consumer.receiver()) -> message => match message {
+                Ok(ConsumerMessage::Delivery(delivery)) => Ok(Event::Reply {
+                    correlation_id: delivery.properties.correlation_id().clone(),
+                    reply: Reply::from_message(&delivery.body, &delivery.properties),
+                }),
+                Ok(ended) => Err(Failure::Broker(format!("reply consumer ended: {ended:?}")).into()),
+                Err(_) => Err(Failure::Broker("the connection's I/O thread ended".into()).into()),
+            },
+            recv(self.returns) -> returned => {
+                let detail = match returned {
+                    Ok(r) => format!("{} {}", r.reply_code, r.reply_text),
+                    Err(_) => "connection ended".to_string(),
+                };
+                Err(Failure::Unroutable(format!(
+                    "the broker returned the request ({detail}): no queue is bound to exchange \
+                     {:?} for routing key {:?}; fib-server is probably not running",
+                    self.exchange, self.routing_key
+                )).into())
+            },
+            recv(crossbeam_channel::at(deadline)) -> _ => Ok(Event::TimedOut),
+        }
+    }
+}

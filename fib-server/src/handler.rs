@@ -1,0 +1,84 @@
+//! One request in, one reply out: parse, compute, publish, then ack.
+
+use amiquip::{Channel, Delivery, Publish};
+use common::protocol::{self, abbreviate, RequestError};
+use log::{info, warn};
+use std::time::Instant;
+
+/// What the server has to say to a request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// F(n) in decimal.
+    Value {
+        n: u64,
+        digits: String,
+    },
+    Refused(RequestError),
+}
+
+/// The reply to a request body, computed without any I/O.
+pub fn answer(body: &[u8], max_n: u64) -> Answer {
+    match protocol::parse_request(body, max_n) {
+        Ok(n) => Answer::Value {
+            n,
+            digits: common::fibonacci(n).to_string(),
+        },
+        Err(error) => Answer::Refused(error),
+    }
+}
+
+/// Answers one delivery and acks it only once the reply is published, so a
+/// crash in between leaves the request to be redelivered rather than lost.
+/// Every delivery is acked, never requeued: a bad body gets an error reply and
+/// must not loop back.
+pub(crate) fn respond(channel: &Channel, delivery: Delivery, max_n: u64) -> amiquip::Result<()> {
+    let started = Instant::now();
+    let correlation_id = delivery.properties.correlation_id().clone();
+    let id = correlation_id.as_deref().unwrap_or("-");
+    let Some(reply_to) = delivery.properties.reply_to().clone() else {
+        warn!(
+            "dropped a request without reply_to (correlation id {id}, {} bytes)",
+            delivery.body.len()
+        );
+        return delivery.ack(channel);
+    };
+    let answer = answer(&delivery.body, max_n);
+    let (body, error) = match &answer {
+        Answer::Value { digits, .. } => (digits.as_bytes(), None),
+        Answer::Refused(error) => (error.message.as_bytes(), Some(error.code)),
+    };
+    let properties = protocol::reply_properties(correlation_id.as_deref(), error);
+    channel.basic_publish("", Publish::with_properties(body, reply_to, properties))?;
+    delivery.ack(channel)?;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    match answer {
+        Answer::Value { n, digits } => info!(
+            "n={n} id={id} -> {} digits {} in {elapsed_ms:.3} ms",
+            digits.len(),
+            abbreviate(&digits, 20)
+        ),
+        Answer::Refused(error) => warn!("refused request id={id}: {error} ({elapsed_ms:.3} ms)"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::protocol::ErrorCode;
+
+    #[test]
+    fn answers_values_and_refusals() {
+        assert_eq!(
+            answer(b"10", 100),
+            Answer::Value {
+                n: 10,
+                digits: "55".into()
+            }
+        );
+        match answer(b"101", 100) {
+            Answer::Refused(error) => assert_eq!(error.code, ErrorCode::TooLarge),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+}

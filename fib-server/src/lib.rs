@@ -1,0 +1,12 @@
+//! fib-server: answers Fibonacci requests from a RabbitMQ queue.
+//!
+//! `main.rs` parses flags into [`Settings`] and calls [`run`]; tests call
+//! [`run`] in-process with their own shutdown channel.
+
+pub mod cli;
+mod handler;
+mod server;
+pub mod shutdown;
+
+pub use handler::{answer, Answer};
+pub use server::{run, Settings};

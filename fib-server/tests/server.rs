@@ -1,0 +1,209 @@
+//! fib-server against the real broker: its replies, its refusals, and how it
+//! stops. Each test uses its own exchange and queue.
+
+use amiquip::AmqpProperties;
+use anyhow::Result;
+use common::protocol::{request_properties, Reply, DEFAULT_ROUTING_KEY, PERSISTENT};
+use std::process::Command;
+use testkit::{InProcessServer, Peer, Scratch, Spawned, WAIT};
+
+fn error(code: &str) -> impl Fn(&Reply) -> bool + '_ {
+    move |reply| matches!(reply, Reply::Error { code: c, .. } if c == code)
+}
+
+#[test]
+fn every_kind_of_bad_body_gets_its_error_reply_and_the_server_keeps_serving() -> Result<()> {
+    let scratch = Scratch::new("badbody");
+    let mut settings = scratch.server_settings();
+    settings.max_n = 1000;
+    let mut server = InProcessServer::start(settings)?;
+    let peer = Peer::connect()?;
+    let inbox = peer.reply_queue()?;
+    let exchange = &scratch.topology.exchange;
+
+    let ten_thousand_digits = vec![b'7'; 10_000];
+    let one_mib = vec![b'1'; 1 << 20];
+    let cases: Vec<(&[u8], &str)> = vec![
+        (b"", "invalid-request"),
+        (b"abc", "invalid-request"),
+        (b"-1", "invalid-request"),
+        (b"1.5", "invalid-request"),
+        (b"1e5", "invalid-request"),
+        (b"\xff\xfe\x00", "invalid-request"),
+        (&ten_thousand_digits, "invalid-request"),
+        (&one_mib, "invalid-request"),
+        (b"1001", "too-large"),
+        (b"99999999999999999999999", "too-large"),
+    ];
+    for (i, (body, code)) in cases.iter().enumerate() {
+        let id = format!("bad-{i}");
+        peer.publish(
+            exchange,
+            DEFAULT_ROUTING_KEY,
+            body,
+            request_properties(&id, &inbox.name),
+        )?;
+        let (got_id, reply) = inbox.next(WAIT)?;
+        assert_eq!(got_id.as_deref(), Some(id.as_str()));
+        assert!(
+            error(code)(&reply),
+            "case {i}: expected {code}, got {reply:?}"
+        );
+        if let Reply::Error { message, .. } = reply {
+            assert!(
+                !message.contains('\n') && !message.is_empty(),
+                "{message:?}"
+            );
+        }
+    }
+
+    // Still serving, whitespace around n is accepted, n = max-n is answered.
+    peer.publish(
+        exchange,
+        DEFAULT_ROUTING_KEY,
+        b" 10\n",
+        request_properties("good", &inbox.name),
+    )?;
+    assert_eq!(
+        inbox.next(WAIT)?,
+        (Some("good".into()), Reply::Value("55".into()))
+    );
+    peer.publish(
+        exchange,
+        DEFAULT_ROUTING_KEY,
+        b"1000",
+        request_properties("max", &inbox.name),
+    )?;
+    match inbox.next(WAIT)? {
+        (Some(id), Reply::Value(digits)) => assert_eq!((id.as_str(), digits.len()), ("max", 209)),
+        other => panic!("expected F(1000), got {other:?}"),
+    }
+
+    // Without a correlation id: answered without one.
+    let no_id = AmqpProperties::default()
+        .with_reply_to(inbox.name.clone())
+        .with_delivery_mode(PERSISTENT);
+    peer.publish(exchange, DEFAULT_ROUTING_KEY, b"12", no_id)?;
+    assert_eq!(inbox.next(WAIT)?, (None, Reply::Value("144".into())));
+
+    // Without reply_to: dropped (acked), so the next reply is the next request's.
+    let no_reply_to = AmqpProperties::default().with_correlation_id("lost".into());
+    peer.publish(exchange, DEFAULT_ROUTING_KEY, b"5", no_reply_to)?;
+    peer.publish(
+        exchange,
+        DEFAULT_ROUTING_KEY,
+        b"6",
+        request_properties("after", &inbox.name),
+    )?;
+    assert_eq!(
+        inbox.next(WAIT)?,
+        (Some("after".into()), Reply::Value("8".into()))
+    );
+
+    server.stop()?;
+    let mut probe = Peer::connect()?;
+    assert_eq!(
+        probe.queue_depth(&scratch.topology.queue)?,
+        Some(0),
+        "nothing requeued"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_reply_to_a_missing_queue_does_not_disturb_the_server() -> Result<()> {
+    let scratch = Scratch::new("noqueue");
+    let _server = InProcessServer::start(scratch.server_settings())?;
+    let peer = Peer::connect()?;
+    let inbox = peer.reply_queue()?;
+    let exchange = &scratch.topology.exchange;
+    let gone = request_properties("gone", "fibtest.no-such-queue");
+    peer.publish(exchange, DEFAULT_ROUTING_KEY, b"20", gone)?;
+    peer.publish(
+        exchange,
+        DEFAULT_ROUTING_KEY,
+        b"20",
+        request_properties("here", &inbox.name),
+    )?;
+    assert_eq!(
+        inbox.next(WAIT)?,
+        (Some("here".into()), Reply::Value("6765".into()))
+    );
+    Ok(())
+}
+
+fn server_command(scratch: &Scratch) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fib-server"));
+    command
+        .args(scratch.url_and_exchange_args())
+        .args(["--queue", &scratch.topology.queue]);
+    command
+}
+
+#[test]
+fn sigterm_finishes_and_exits_zero() -> Result<()> {
+    let scratch = Scratch::new("sigterm");
+    let mut server = Spawned::start(&mut server_command(&scratch))?;
+    server.wait_for_line("ready", WAIT)?;
+    let peer = Peer::connect()?;
+    let inbox = peer.reply_queue()?;
+    let id = "before-stop";
+    peer.publish(
+        &scratch.topology.exchange,
+        "any.key",
+        b"90",
+        request_properties(id, &inbox.name),
+    )?;
+    assert_eq!(
+        inbox.next(WAIT)?,
+        (Some(id.into()), Reply::Value("2880067194370816120".into()))
+    );
+    server.signal("TERM")?;
+    let status = server.wait(WAIT)?;
+    assert_eq!(status.code(), Some(0), "stderr: {:?}", server.stderr());
+    assert!(server
+        .stderr()
+        .iter()
+        .any(|l| l.contains("fib-server stopped")));
+    Ok(())
+}
+
+#[test]
+fn bad_credentials_exit_3_without_showing_the_password() -> Result<()> {
+    let scratch = Scratch::new("badpass");
+    let url = testkit::broker_url();
+    let Some(host_part) = url.split('@').nth(1) else {
+        panic!("AMQP_URL {url:?} has no user part to replace")
+    };
+    let secret = "Sup3r-S3cret-pw";
+    let mut server = Spawned::start(
+        Command::new(env!("CARGO_BIN_EXE_fib-server"))
+            .args(["--url", &format!("amqp://guest:{secret}@{host_part}")])
+            .args([
+                "--exchange",
+                &scratch.topology.exchange,
+                "--queue",
+                &scratch.topology.queue,
+            ]),
+    )?;
+    let status = server.wait(WAIT)?;
+    assert_eq!(status.code(), Some(3));
+    let stderr = server.stderr().join("\n");
+    assert!(stderr.contains("cannot open AMQP connection"), "{stderr}");
+    assert!(!stderr.contains(secret), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn nothing_listening_exits_3() -> Result<()> {
+    // Port 1 on loopback: refused at once.
+    let mut server = Spawned::start(
+        Command::new(env!("CARGO_BIN_EXE_fib-server")).args(["--url", "amqp://u:pw@127.0.0.1:1/"]),
+    )?;
+    assert_eq!(server.wait(WAIT)?.code(), Some(3));
+    assert!(server
+        .stderr()
+        .join("\n")
+        .contains("cannot connect to amqp://u:***@127.0.0.1:1/"));
+    Ok(())
+}

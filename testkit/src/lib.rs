@@ -1,0 +1,32 @@
+//! Helpers for fib-rpc's tests against the real broker. Every test works on
+//! its own uniquely named exchange and queue, removed when the test ends, so
+//! runs never disturb each other or a real `logs_rpc`.
+
+mod peer;
+mod pika;
+mod process;
+mod scratch;
+mod server;
+
+pub use peer::Peer;
+pub use pika::{python, script as pika_script};
+pub use process::Spawned;
+pub use scratch::Scratch;
+pub use server::InProcessServer;
+
+use common::{AmqpUrl, ConnectionSettings};
+use std::time::Duration;
+
+/// The broker the tests use: `AMQP_URL`, or the local default.
+pub fn broker_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| common::protocol::DEFAULT_URL.to_string())
+}
+
+pub fn connection_settings() -> ConnectionSettings {
+    let url = AmqpUrl::parse(&broker_url()).expect("AMQP_URL must be a valid AMQP URL");
+    ConnectionSettings::new(url)
+}
+
+/// Generous bound for anything a test waits on: long enough never to fire on
+/// a loaded CI machine, short enough that a hang fails the test.
+pub const WAIT: Duration = Duration::from_secs(30);

@@ -1,0 +1,55 @@
+//! A uniquely named topology that deletes itself.
+
+use crate::Peer;
+use common::topology::Topology;
+use uuid::Uuid;
+
+/// Unique exchange and queue names for one test; both are deleted on drop.
+pub struct Scratch {
+    pub topology: Topology,
+}
+
+impl Scratch {
+    pub fn new(label: &str) -> Scratch {
+        let id = Uuid::new_v4().simple().to_string();
+        let prefix = format!("fibtest.{label}.{}", &id[..12]);
+        Scratch {
+            topology: Topology {
+                exchange: format!("{prefix}.exchange"),
+                queue: format!("{prefix}.queue"),
+                binding_key: common::protocol::DEFAULT_BINDING_KEY.to_string(),
+            },
+        }
+    }
+
+    pub fn server_settings(&self) -> fib_server::Settings {
+        fib_server::Settings {
+            connection: crate::connection_settings(),
+            topology: self.topology.clone(),
+            prefetch: 1,
+            max_n: common::protocol::DEFAULT_MAX_N,
+        }
+    }
+
+    /// Flags that point either binary at this topology.
+    pub fn url_and_exchange_args(&self) -> Vec<String> {
+        vec![
+            "--url".into(),
+            crate::broker_url(),
+            "--exchange".into(),
+            self.topology.exchange.clone(),
+        ]
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let result = Peer::connect().and_then(|peer| {
+            peer.delete_queue(&self.topology.queue)?;
+            peer.delete_exchange(&self.topology.exchange)
+        });
+        if let Err(error) = result {
+            eprintln!("testkit: could not clean up {:?}: {error:#}", self.topology);
+        }
+    }
+}
