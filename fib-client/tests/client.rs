@@ -1,0 +1,205 @@
+//! fib-client against the real broker: a real run, every way a run can end,
+//! and what it leaves behind. Each test uses its own exchange and queue.
+
+use amiquip::{ConsumerMessage, ConsumerOptions};
+use anyhow::{Context, Result};
+use common::protocol::reply_properties;
+use serde_json::Value;
+use std::process::Command;
+use testkit::{InProcessServer, Peer, Scratch, Spawned, WAIT};
+
+fn client(scratch: &Scratch, args: &[&str]) -> Result<Spawned> {
+    Spawned::start(
+        Command::new(env!("CARGO_BIN_EXE_fib-client"))
+            .args(scratch.url_and_exchange_args())
+            .args(args),
+    )
+}
+
+fn json_summary(client: &Spawned) -> Result<Value> {
+    let stdout = client.stdout();
+    assert_eq!(stdout.len(), 1, "--json prints one line: {stdout:?}");
+    Ok(serde_json::from_str(&stdout[0])?)
+}
+
+#[test]
+fn a_run_of_500_is_all_correct() -> Result<()> {
+    let scratch = Scratch::new("run500");
+    let _server = InProcessServer::start(scratch.server_settings())?;
+    let mut run = client(&scratch, &["--count", "500", "--json"])?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(0), "{:?}", run.stderr());
+    let summary = json_summary(&run)?;
+    assert_eq!(summary["count"], 500);
+    assert_eq!(summary["ok"], 500);
+    assert_eq!(summary["failures"], 0);
+    assert!(summary["total_ms"].as_f64().context("total_ms")? > 0.0);
+    assert!(summary["requests_per_second"].as_f64().context("rps")? > 0.0);
+    let latency = &summary["latency_us"];
+    let field = |name: &str| latency[name].as_f64().with_context(|| name.to_string());
+    let ordered = [
+        field("min")?,
+        field("p50")?,
+        field("p90")?,
+        field("p99")?,
+        field("max")?,
+    ];
+    assert!(ordered.windows(2).all(|w| w[0] <= w[1]), "{latency}");
+    assert!(field("min")? <= field("mean")? && field("mean")? <= field("max")?);
+    Ok(())
+}
+
+#[test]
+fn single_call_prints_f_n_alone() -> Result<()> {
+    let scratch = Scratch::new("single");
+    let _server = InProcessServer::start(scratch.server_settings())?;
+    let mut run = client(&scratch, &["--n", "100"])?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(0));
+    assert_eq!(run.stdout(), vec!["354224848179261915075".to_string()]);
+    Ok(())
+}
+
+#[test]
+fn error_replies_count_as_failures_and_exit_1() -> Result<()> {
+    let scratch = Scratch::new("toolarge");
+    let mut settings = scratch.server_settings();
+    settings.max_n = 10;
+    let _server = InProcessServer::start(settings)?;
+    let mut run = client(&scratch, &["--start", "5", "--count", "10", "--json"])?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(1));
+    let summary = json_summary(&run)?;
+    assert_eq!(
+        (summary["ok"].as_u64(), summary["failures"].as_u64()),
+        (Some(6), Some(4))
+    );
+    Ok(())
+}
+
+#[test]
+fn unroutable_exits_4_at_once() -> Result<()> {
+    // The client declares the exchange itself; nothing is bound to it. The
+    // timeout is long so that exit 4 (not 5) shows the return was noticed.
+    let scratch = Scratch::new("unroutable");
+    let mut run = client(&scratch, &["--count", "3", "--timeout", "60"])?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(4));
+    let stderr = run.stderr().join("\n");
+    assert!(stderr.contains("no queue is bound"), "{stderr}");
+    assert!(
+        stderr.contains("fib-server is probably not running"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn no_server_consuming_exits_5_after_the_timeout() -> Result<()> {
+    let scratch = Scratch::new("timeout");
+    let mut peer = Peer::connect()?;
+    peer.declare(&scratch.topology)?;
+    let mut run = client(&scratch, &["--count", "3", "--timeout", "0.5"])?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(5));
+    assert!(run
+        .stderr()
+        .join("\n")
+        .contains("no reply to the request for n=0 within 0.5 s"));
+    assert_eq!(
+        peer.queue_depth(&scratch.topology.queue)?,
+        Some(1),
+        "one request sent"
+    );
+    Ok(())
+}
+
+/// A server that, before each true reply, sends a stale reply (unknown
+/// correlation id, wrong value), and answers n = 3 wrongly.
+fn rogue_server(scratch: &Scratch, requests: usize) -> Result<std::thread::JoinHandle<Result<()>>> {
+    let peer = Peer::connect()?;
+    peer.declare(&scratch.topology)?;
+    let queue = scratch.topology.queue.clone();
+    Ok(std::thread::spawn(move || {
+        let consumer = peer
+            .channel()
+            .basic_consume(queue, ConsumerOptions::default())?;
+        for _ in 0..requests {
+            let delivery = match consumer.receiver().recv_timeout(WAIT)? {
+                ConsumerMessage::Delivery(delivery) => delivery,
+                other => anyhow::bail!("rogue consumer ended: {other:?}"),
+            };
+            let reply_to = delivery.properties.reply_to().clone().context("reply_to")?;
+            let id = delivery.properties.correlation_id().clone();
+            let n: u64 = std::str::from_utf8(&delivery.body)?.parse()?;
+            let stale = reply_properties(Some("stale-id-from-an-earlier-run"), None);
+            peer.publish("", &reply_to, b"999", stale)?;
+            let value = if n == 3 {
+                "3".to_string()
+            } else {
+                common::fibonacci(n).to_string()
+            };
+            peer.publish(
+                "",
+                &reply_to,
+                value.as_bytes(),
+                reply_properties(id.as_deref(), None),
+            )?;
+            consumer.ack(delivery)?;
+        }
+        Ok(())
+    }))
+}
+
+#[test]
+fn stale_replies_are_ignored_and_wrong_ones_counted() -> Result<()> {
+    let scratch = Scratch::new("stale");
+    let server = rogue_server(&scratch, 6)?;
+    let mut run = client(&scratch, &["--count", "6", "--json"])?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(1), "{:?}", run.stderr());
+    let summary = json_summary(&run)?;
+    assert_eq!(
+        (summary["ok"].as_u64(), summary["failures"].as_u64()),
+        (Some(5), Some(1))
+    );
+    server
+        .join()
+        .map_err(|_| anyhow::anyhow!("rogue server panicked"))??;
+    Ok(())
+}
+
+#[test]
+fn the_reply_queue_is_gone_after_the_client_exits() -> Result<()> {
+    let scratch = Scratch::new("replyq");
+    let _server = InProcessServer::start(scratch.server_settings())?;
+    let mut run = client(&scratch, &["--count", "5"])?;
+    let line = run.wait_for_line("replies on", WAIT)?;
+    let name = line
+        .rsplit('"')
+        .nth(1)
+        .context("reply queue name in the log line")?
+        .to_string();
+    assert!(name.starts_with("amq.gen-"), "{line}");
+    assert_eq!(run.wait(WAIT)?.code(), Some(0));
+    let mut peer = Peer::connect()?;
+    assert_eq!(
+        peer.queue_depth(&name)?,
+        None,
+        "reply queue {name} still exists"
+    );
+    Ok(())
+}
+
+#[test]
+fn usage_errors_exit_2() -> Result<()> {
+    let scratch = Scratch::new("usage");
+    for args in [
+        &["--count", "x"][..],
+        &["--timeout", "0"],
+        &["--url", "http://h/"],
+    ] {
+        let mut run = client(&scratch, args)?;
+        assert_eq!(
+            run.wait(WAIT)?.code(),
+            Some(2),
+            "{args:?}: {:?}",
+            run.stderr()
+        );
+    }
+    Ok(())
+}
