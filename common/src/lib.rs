@@ -3,6 +3,7 @@
 //! error kinds that decide exit codes, and logging set-up.
 
 pub mod connection;
+pub mod consumer;
 pub mod failure;
 pub mod fibonacci;
 pub mod logging;

@@ -48,7 +48,14 @@ pub fn run(options: &Options) -> Result<Outcome> {
     let channel = connection
         .open_channel(None)
         .context("cannot open a channel")?;
-    let session = RpcSession::open(&channel, &options.exchange, &options.routing_key)?;
+    let outcome = converse(&channel, options)?;
+    channel.close()?;
+    connection.close()?;
+    Ok(outcome)
+}
+
+fn converse(channel: &amiquip::Channel, options: &Options) -> Result<Outcome> {
+    let session = RpcSession::open(channel, &options.exchange, &options.routing_key)?;
     info!(
         "connected to {}; requests to exchange {:?} with routing key {:?}, replies on {:?}",
         options.connection.url,
@@ -60,8 +67,7 @@ pub fn run(options: &Options) -> Result<Outcome> {
         Mode::Single(n) => single(&session, *n, options)?,
         Mode::Benchmark(requests) => benchmark(&session, requests.clone(), options)?,
     };
-    drop(session);
-    connection.close()?;
+    session.close()?;
     Ok(outcome)
 }
 

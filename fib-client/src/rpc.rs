@@ -48,6 +48,11 @@ impl<'a> ReplyQueue<'a> {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Stops consuming; the queue itself goes when the connection closes.
+    pub fn close(self) -> Result<()> {
+        common::consumer::cancel(self.consumer)
+    }
 }
 
 /// Where requests go and how replies come back, on one channel.
@@ -82,6 +87,10 @@ impl<'a> RpcSession<'a> {
             replies,
             returns,
         })
+    }
+
+    pub fn close(self) -> Result<()> {
+        self.replies.close()
     }
 
     pub fn reply_queue(&self) -> &str {

@@ -53,7 +53,7 @@ fn single_call_prints_f_n_alone() -> Result<()> {
     let scratch = Scratch::new("single");
     let _server = InProcessServer::start(scratch.server_settings())?;
     let mut run = client(&scratch, &["--n", "100"])?;
-    assert_eq!(run.wait(WAIT)?.code(), Some(0));
+    assert_eq!(run.wait(WAIT)?.code(), Some(0), "{:?}", run.stderr());
     assert_eq!(run.stdout(), vec!["354224848179261915075".to_string()]);
     Ok(())
 }
@@ -65,7 +65,7 @@ fn error_replies_count_as_failures_and_exit_1() -> Result<()> {
     settings.max_n = 10;
     let _server = InProcessServer::start(settings)?;
     let mut run = client(&scratch, &["--start", "5", "--count", "10", "--json"])?;
-    assert_eq!(run.wait(WAIT)?.code(), Some(1));
+    assert_eq!(run.wait(WAIT)?.code(), Some(1), "{:?}", run.stderr());
     let summary = json_summary(&run)?;
     assert_eq!(
         (summary["ok"].as_u64(), summary["failures"].as_u64()),
@@ -80,7 +80,7 @@ fn unroutable_exits_4_at_once() -> Result<()> {
     // timeout is long so that exit 4 (not 5) shows the return was noticed.
     let scratch = Scratch::new("unroutable");
     let mut run = client(&scratch, &["--count", "3", "--timeout", "60"])?;
-    assert_eq!(run.wait(WAIT)?.code(), Some(4));
+    assert_eq!(run.wait(WAIT)?.code(), Some(4), "{:?}", run.stderr());
     let stderr = run.stderr().join("\n");
     assert!(stderr.contains("no queue is bound"), "{stderr}");
     assert!(
@@ -96,7 +96,7 @@ fn no_server_consuming_exits_5_after_the_timeout() -> Result<()> {
     let mut peer = Peer::connect()?;
     peer.declare(&scratch.topology)?;
     let mut run = client(&scratch, &["--count", "3", "--timeout", "0.5"])?;
-    assert_eq!(run.wait(WAIT)?.code(), Some(5));
+    assert_eq!(run.wait(WAIT)?.code(), Some(5), "{:?}", run.stderr());
     assert!(run
         .stderr()
         .join("\n")
@@ -175,7 +175,7 @@ fn the_reply_queue_is_gone_after_the_client_exits() -> Result<()> {
         .context("reply queue name in the log line")?
         .to_string();
     assert!(name.starts_with("amq.gen-"), "{line}");
-    assert_eq!(run.wait(WAIT)?.code(), Some(0));
+    assert_eq!(run.wait(WAIT)?.code(), Some(0), "{:?}", run.stderr());
     let mut peer = Peer::connect()?;
     assert_eq!(
         peer.queue_depth(&name)?,

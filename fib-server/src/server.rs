@@ -66,8 +66,8 @@ pub fn run(settings: &Settings, shutdown: &Receiver<()>, on_ready: &dyn Fn()) ->
         }
     }
     debug!("shutting down: cancelling the consumer");
-    consumer.cancel()?;
-    drop(consumer);
+    common::consumer::cancel(consumer)?;
+    channel.close()?;
     connection.close()?;
     info!(target: "startup", "fib-server stopped");
     Ok(())

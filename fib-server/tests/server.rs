@@ -200,7 +200,7 @@ fn nothing_listening_exits_3() -> Result<()> {
     let mut server = Spawned::start(
         Command::new(env!("CARGO_BIN_EXE_fib-server")).args(["--url", "amqp://u:pw@127.0.0.1:1/"]),
     )?;
-    assert_eq!(server.wait(WAIT)?.code(), Some(3));
+    assert_eq!(server.wait(WAIT)?.code(), Some(3), "{:?}", server.stderr());
     assert!(server
         .stderr()
         .join("\n")

@@ -2,10 +2,10 @@
 //! face: raw request bodies, rogue replies, queue depths.
 
 use amiquip::{
-    AmqpProperties, Channel, Connection, ConsumerMessage, ConsumerOptions, Delivery, Publish,
+    AmqpProperties, Channel, Connection, ConsumerMessage, ConsumerOptions, Publish,
     QueueDeclareOptions, QueueDeleteOptions,
 };
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use common::protocol::Reply;
 use common::topology::{self, Topology};
 use std::time::Duration;
@@ -99,21 +99,6 @@ impl Peer {
             name: queue.name().to_string(),
             consumer,
         })
-    }
-
-    /// Takes the next delivery from a queue, waiting at most `timeout`.
-    pub fn consume_one(&self, queue: &str, timeout: Duration) -> Result<Delivery> {
-        let consumer = self
-            .channel
-            .basic_consume(queue, ConsumerOptions::default())?;
-        let delivery = match consumer.receiver().recv_timeout(timeout) {
-            Ok(ConsumerMessage::Delivery(delivery)) => delivery,
-            Ok(other) => bail!("consumer ended: {other:?}"),
-            Err(_) => bail!("nothing arrived on {queue} within {timeout:?}"),
-        };
-        consumer.ack(delivery.clone())?;
-        consumer.cancel()?;
-        Ok(delivery)
     }
 }
 

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite: broker, pika venv, fmt, clippy, cargo test.
+# Extra arguments are passed to `cargo test`.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+echo "== broker" >&2
+bash scripts/broker.sh
+
+echo "== pika venv" >&2
+FIB_RPC_PYTHON="$(bash scripts/pika-venv.sh)"
+export FIB_RPC_PYTHON
+echo "FIB_RPC_PYTHON=$FIB_RPC_PYTHON" >&2
+
+echo "== cargo fmt" >&2
+cargo fmt --all -- --check
+
+echo "== cargo clippy" >&2
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== cargo test" >&2
+cargo test --workspace "$@"
