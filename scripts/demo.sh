@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/broker.sh
-cargo build --release
+cargo build --release -p fib-server -p fib-client
 
 SERVER_PID=""
 LOG="$(mktemp "${TMPDIR:-/tmp}/fib-server.XXXXXX.log")"

@@ -13,9 +13,11 @@ use std::path::PathBuf;
 const AFTER_HELP: &str = "\
 Exit codes:
   0  stopped by SIGINT/SIGTERM after finishing the request in hand
+  1  any other error (e.g. cannot install signal handlers)
   2  bad flags, URL or TLS CA file
   3  cannot connect, or the broker closed the connection
 
+A second SIGINT/SIGTERM exits at once with 130.
 Logs go to stderr; RUST_LOG (e.g. RUST_LOG=debug) overrides -q/-v.";
 
 /// Answers Fibonacci RPC requests from RabbitMQ, wire-compatible with the
