@@ -15,6 +15,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
 
+/// Seconds between heartbeats unless the URL says `?heartbeat=`.
+pub const DEFAULT_HEARTBEAT_SECS: u16 = 10;
+
 /// How to reach the broker.
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
@@ -149,17 +152,17 @@ impl fmt::Debug for AmqpUrl {
 pub fn open_connection(settings: &ConnectionSettings) -> Result<Connection> {
     let url = &settings.url;
     let stream = connect_tcp(url, settings.connect_timeout)
-        .map_err(|e| Failure::Broker(format!("cannot connect to {url}: {e:#}")))?;
+        .map_err(|e| Failure::Disconnected(format!("cannot connect to {url}: {e:#}")))?;
     let mut options = ConnectionOptions::<Auth>::default()
         .auth(Auth::Plain {
             username: url.username.clone(),
             password: url.password.clone(),
         })
         .virtual_host(url.vhost.clone())
-        .connection_timeout(Some(settings.connect_timeout));
-    if let Some(heartbeat) = url.heartbeat {
-        options = options.heartbeat(heartbeat);
-    }
+        .connection_timeout(Some(settings.connect_timeout))
+        // Heartbeats bound every synchronous AMQP call: if the broker goes
+        // silent, amiquip fails the call after missed beats.
+        .heartbeat(url.heartbeat.unwrap_or(DEFAULT_HEARTBEAT_SECS));
     if let Some(channel_max) = url.channel_max {
         options = options.channel_max(channel_max);
     }
@@ -170,8 +173,14 @@ pub fn open_connection(settings: &ConnectionSettings) -> Result<Connection> {
     } else {
         Connection::insecure_open_stream(stream, options, tuning)
     };
-    connection
-        .map_err(|e| Failure::Broker(format!("cannot open AMQP connection to {url}: {e}")).into())
+    connection.map_err(|e| {
+        let message = format!("cannot open AMQP connection to {url}: {e}");
+        if crate::failure::amqp_error_is_transient(&e) {
+            Failure::Disconnected(message).into()
+        } else {
+            Failure::Broker(message).into()
+        }
+    })
 }
 
 fn connect_tcp(url: &AmqpUrl, timeout: Duration) -> Result<mio::net::TcpStream> {

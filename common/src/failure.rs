@@ -14,8 +14,13 @@ pub const EXIT_TIMEOUT: i32 = 5;
 pub enum Failure {
     /// Bad flags, URL or files: exit 2.
     Usage(String),
-    /// Cannot connect, or the broker closed the connection or a channel: exit 3.
+    /// The broker refused us in a way that would happen again (bad
+    /// credentials, a channel error such as PRECONDITION_FAILED): exit 3.
     Broker(String),
+    /// The connection could not be made or was lost; trying again may help
+    /// (the broker is restarting, the network blipped): exit 3 when we stop
+    /// trying.
+    Disconnected(String),
     /// The broker returned a mandatory request: no queue is bound for it: exit 4.
     Unroutable(String),
     /// No reply within the timeout: exit 5.
@@ -26,7 +31,7 @@ impl Failure {
     pub fn exit_code(&self) -> i32 {
         match self {
             Failure::Usage(_) => EXIT_USAGE,
-            Failure::Broker(_) => EXIT_BROKER,
+            Failure::Broker(_) | Failure::Disconnected(_) => EXIT_BROKER,
             Failure::Unroutable(_) => EXIT_UNROUTABLE,
             Failure::Timeout(_) => EXIT_TIMEOUT,
         }
@@ -38,6 +43,7 @@ impl fmt::Display for Failure {
         match self {
             Failure::Usage(m)
             | Failure::Broker(m)
+            | Failure::Disconnected(m)
             | Failure::Unroutable(m)
             | Failure::Timeout(m) => f.write_str(m),
         }
@@ -61,6 +67,40 @@ pub fn exit_code(error: &anyhow::Error) -> i32 {
     EXIT_WRONG_REPLIES
 }
 
+/// Whether reconnecting may cure `error`: the connection was lost or could
+/// not be made, as opposed to a refusal that would simply happen again.
+pub fn is_transient(error: &anyhow::Error) -> bool {
+    for cause in error.chain() {
+        if let Some(failure) = cause.downcast_ref::<Failure>() {
+            return matches!(failure, Failure::Disconnected(_));
+        }
+        if let Some(error) = cause.downcast_ref::<amiquip::Error>() {
+            return amqp_error_is_transient(error);
+        }
+    }
+    false
+}
+
+/// amiquip's errors that mean "the connection is gone", not "you asked for
+/// something the broker will refuse again".
+pub fn amqp_error_is_transient(error: &amiquip::Error) -> bool {
+    use amiquip::Error::*;
+    match error {
+        // 403 ACCESS_REFUSED, 530 NOT_ALLOWED (e.g. no such vhost): permanent.
+        ServerClosedConnection { code, .. } => !matches!(code, 403 | 530),
+        UnexpectedSocketClose
+        | IoErrorReadingSocket { .. }
+        | IoErrorWritingSocket { .. }
+        | FailedToConnect { .. }
+        | ConnectionTimeout
+        | MissedServerHeartbeats
+        | ClientClosedConnection
+        | EventLoopClientDropped
+        | EventLoopDropped => true,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +115,28 @@ mod tests {
         assert_eq!(exit_code(&anyhow::anyhow!("other")), EXIT_WRONG_REPLIES);
         let broker = anyhow::Error::new(amiquip::Error::ClientClosedConnection).context("x");
         assert_eq!(exit_code(&broker), EXIT_BROKER);
+    }
+
+    #[test]
+    fn lost_connections_are_transient_refusals_are_not() {
+        let forced = amiquip::Error::ServerClosedConnection {
+            code: 320,
+            message: "CONNECTION_FORCED - broker forced connection closure".into(),
+        };
+        assert!(is_transient(
+            &anyhow::Error::new(forced).context("publishing")
+        ));
+        let refused = amiquip::Error::ServerClosedChannel {
+            channel_id: 1,
+            code: 406,
+            message: "PRECONDITION_FAILED".into(),
+        };
+        assert!(!is_transient(&anyhow::Error::new(refused)));
+        assert!(!is_transient(&anyhow::Error::new(
+            amiquip::Error::InvalidCredentials
+        )));
+        assert!(is_transient(&Failure::Disconnected("gone".into()).into()));
+        assert!(!is_transient(&Failure::Broker("refused".into()).into()));
+        assert!(!is_transient(&anyhow::anyhow!("other")));
     }
 }

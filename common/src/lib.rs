@@ -2,6 +2,7 @@
 //! connection settings with the one function that opens a connection, the
 //! error kinds that decide exit codes, and logging set-up.
 
+pub mod backoff;
 pub mod connection;
 pub mod consumer;
 pub mod failure;

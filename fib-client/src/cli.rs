@@ -11,7 +11,10 @@ Exit codes:
   2  bad flags, URL or TLS CA file
   3  cannot connect, or the broker closed the connection
   4  a request was unroutable: no queue is bound (is fib-server running?)
-  5  a request got no reply within --timeout
+  5  a request got no reply within --timeout, --retries times over
+
+A lost connection is retried with backoff for up to --timeout x (--retries + 1)
+seconds; requests still outstanding are sent again on the new connection.
 
 Logs go to stderr; RUST_LOG (e.g. RUST_LOG=debug) overrides -q/-v.";
 
@@ -41,9 +44,16 @@ pub struct Cli {
     /// Ask for F(N) once and print it alone on stdout.
     #[arg(long, value_name = "N")]
     pub n: Option<u64>,
-    /// Seconds to wait for each reply.
+    /// Requests kept outstanding at once (1: one after another).
+    #[arg(long, default_value_t = 1, value_name = "K",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub inflight: u16,
+    /// Seconds to wait for each reply before sending the request again.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub timeout: f64,
+    /// Resends of a request that timed out, before giving up with exit 5.
+    #[arg(long, default_value_t = 2, value_name = "K")]
+    pub retries: u32,
     /// Print the summary as one JSON object on stdout, nothing else there.
     #[arg(long, conflicts_with = "n")]
     pub json: bool,

@@ -1,6 +1,7 @@
 //! Plain settings for a run, checked and free of clap.
 
 use crate::cli::Cli;
+use crate::measure::Plan;
 use anyhow::Result;
 use common::failure::Failure;
 use common::logging::Verbosity;
@@ -14,9 +15,29 @@ pub struct Options {
     pub exchange: String,
     pub routing_key: String,
     pub mode: Mode,
+    pub inflight: usize,
     pub timeout: Duration,
+    pub retries: u32,
+    /// How long to keep reconnecting after the connection is lost.
+    pub reconnect_for: Duration,
     pub output: Output,
     pub verbosity: Verbosity,
+}
+
+impl Options {
+    /// What the measurement loop needs to know.
+    pub fn plan(&self) -> Plan {
+        let (requests, inflight) = match &self.mode {
+            Mode::Benchmark(requests) => (requests.clone(), self.inflight),
+            Mode::Single(n) => (*n..*n + 1, 1),
+        };
+        Plan {
+            requests,
+            inflight,
+            timeout: self.timeout,
+            retries: self.retries,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +64,9 @@ impl Options {
             .into());
         }
         let mode = match cli.n {
+            Some(n) if n == u64::MAX => {
+                return Err(Failure::Usage("--n must be below 2^64 - 1".to_string()).into())
+            }
             Some(n) => Mode::Single(n),
             None => {
                 let end = cli
@@ -52,6 +76,7 @@ impl Options {
                 Mode::Benchmark(cli.start..end)
             }
         };
+        let timeout = Duration::from_secs_f64(cli.timeout);
         let mut connection = ConnectionSettings::new(AmqpUrl::parse(&cli.url)?);
         connection.tls_ca = cli.tls_ca.clone();
         Ok(Options {
@@ -59,7 +84,11 @@ impl Options {
             exchange: cli.exchange.clone(),
             routing_key: cli.routing_key.clone(),
             mode,
-            timeout: Duration::from_secs_f64(cli.timeout),
+            inflight: usize::from(cli.inflight),
+            timeout,
+            retries: cli.retries,
+            // As long as a request may wait in all: a broker restart fits.
+            reconnect_for: timeout * (cli.retries + 1),
             output: if cli.json {
                 Output::Json
             } else {

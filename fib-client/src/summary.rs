@@ -13,11 +13,14 @@ pub struct Summary {
     /// Wall time of the request loop, connection set-up excluded.
     pub total_ms: f64,
     pub requests_per_second: f64,
+    /// Requests published again after a timeout or a lost connection.
+    pub resends: u64,
+    pub reconnects: u64,
     pub latency_us: Option<Latency>,
 }
 
 impl Summary {
-    pub fn of(measurement: &Measurement) -> Summary {
+    pub fn of(measurement: &Measurement, reconnects: u64) -> Summary {
         let count = measurement.round_trips.len();
         let ok = measurement
             .round_trips
@@ -36,6 +39,8 @@ impl Summary {
             } else {
                 0.0
             },
+            resends: measurement.resends,
+            reconnects,
             latency_us: Latency::of(&latencies),
         }
     }

@@ -91,20 +91,23 @@ fn unroutable_exits_4_at_once() -> Result<()> {
 }
 
 #[test]
-fn no_server_consuming_exits_5_after_the_timeout() -> Result<()> {
+fn no_server_consuming_exits_5_after_the_timeout_and_retries() -> Result<()> {
     let scratch = Scratch::new("timeout");
     let mut peer = Peer::connect()?;
     peer.declare(&scratch.topology)?;
-    let mut run = client(&scratch, &["--count", "3", "--timeout", "0.5"])?;
+    let args = ["--count", "3", "--timeout", "0.5", "--retries", "2"];
+    let mut run = client(&scratch, &args)?;
     assert_eq!(run.wait(WAIT)?.code(), Some(5), "{:?}", run.stderr());
-    assert!(run
-        .stderr()
-        .join("\n")
-        .contains("no reply to the request for n=0 within 0.5 s"));
+    let stderr = run.stderr().join("\n");
+    assert!(
+        stderr.contains("no reply to the request for n=0 within 0.5 s, sent 3 times"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("sending it again").count(), 2, "{stderr}");
     assert_eq!(
         peer.queue_depth(&scratch.topology.queue)?,
-        Some(1),
-        "one request sent"
+        Some(3),
+        "1 send + 2 resends"
     );
     Ok(())
 }

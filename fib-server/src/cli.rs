@@ -46,6 +46,10 @@ pub struct Cli {
     /// Largest n answered; above it the reply is a `too-large` error.
     #[arg(long, env = "FIB_MAX_N", default_value_t = DEFAULT_MAX_N)]
     pub max_n: u64,
+    /// Ack requests without waiting for the broker to confirm each reply:
+    /// faster, but a reply can be lost if the broker fails in between.
+    #[arg(long)]
+    pub no_confirm: bool,
     /// Print only start-up, shutdown and errors.
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -67,6 +71,7 @@ impl Cli {
             },
             prefetch: self.prefetch,
             max_n: self.max_n,
+            confirm_replies: !self.no_confirm,
         })
     }
 }

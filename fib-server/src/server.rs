@@ -1,14 +1,15 @@
 //! The consume loop: declare, consume with manual acks, answer until told to
-//! stop or the broker goes away.
+//! stop; when the connection is lost, reconnect with backoff and go on.
 
-use crate::handler;
+use crate::handler::{self, Replier};
 use amiquip::{ConsumerMessage, ConsumerOptions};
 use anyhow::{Context, Result};
-use common::failure::Failure;
+use common::backoff::Backoff;
+use common::failure::{self, Failure};
 use common::topology::{self, Topology};
 use common::ConnectionSettings;
 use crossbeam_channel::{select, Receiver};
-use log::{debug, info};
+use log::{debug, info, warn};
 
 /// Everything the server needs to know, parsed and checked.
 #[derive(Debug, Clone)]
@@ -17,14 +18,54 @@ pub struct Settings {
     pub topology: Topology,
     pub prefetch: u16,
     pub max_n: u64,
+    /// Wait for the broker to confirm each reply before acking its request.
+    pub confirm_replies: bool,
+}
+
+/// How a session with the broker ended.
+enum SessionEnd {
+    /// Told to stop.
+    Stopped,
+    /// The connection failed after the server had been ready.
+    Lost(anyhow::Error),
 }
 
 /// Serves requests until a message arrives on `shutdown` (or it is dropped).
-/// `on_ready` is called once the queue is declared, bound and consumed.
+/// `on_ready` is called each time the queue is declared, bound and consumed.
 ///
-/// On shutdown the request in hand is finished and acked; any prefetched but
-/// unacked requests go back to the queue when the channel closes.
+/// A first connection that fails is an error (exit 3): the settings are
+/// probably wrong. Once the server has served, a lost connection is retried
+/// with capped backoff until it comes back or the server is stopped.
 pub fn run(settings: &Settings, shutdown: &Receiver<()>, on_ready: &dyn Fn()) -> Result<()> {
+    let mut backoff = Backoff::default();
+    let mut served = false;
+    loop {
+        let error = match session(settings, shutdown, &mut || {
+            served = true;
+            backoff.reset();
+            on_ready();
+        }) {
+            Ok(SessionEnd::Stopped) => return Ok(()),
+            Ok(SessionEnd::Lost(error)) => error,
+            Err(error) if served && failure::is_transient(&error) => error,
+            Err(error) => return Err(error),
+        };
+        let delay = backoff.next_delay();
+        warn!("connection lost: {error:#}; reconnecting in {delay:?}");
+        // The wait for the next attempt is also a wait for a stop request.
+        if shutdown.recv_timeout(delay).is_ok() {
+            info!(target: "startup", "fib-server stopped while reconnecting");
+            return Ok(());
+        }
+    }
+}
+
+/// One connection's worth of serving.
+fn session(
+    settings: &Settings,
+    shutdown: &Receiver<()>,
+    on_ready: &mut dyn FnMut(),
+) -> Result<SessionEnd> {
     let url = &settings.connection.url;
     let mut connection = common::open_connection(&settings.connection)?;
     let channel = connection
@@ -38,37 +79,43 @@ pub fn run(settings: &Settings, shutdown: &Receiver<()>, on_ready: &dyn Fn()) ->
             )
         })?;
     channel.qos(0, settings.prefetch, false)?;
+    let mut replier = Replier::new(&channel, settings.confirm_replies)?;
     let consumer = queue.consume(ConsumerOptions::default())?;
     info!(
         target: "startup",
-        "fib-server ready: consuming {:?} bound to {:?} with {:?} at {url} (prefetch {}, max n {})",
+        "fib-server ready: consuming {:?} bound to {:?} with {:?} at {url} (prefetch {}, max n {}, reply confirms {})",
         settings.topology.queue,
         settings.topology.exchange,
         settings.topology.binding_key,
         settings.prefetch,
-        settings.max_n
+        settings.max_n,
+        if settings.confirm_replies { "on" } else { "off" },
     );
     on_ready();
-    loop {
+    let lost = loop {
         select! {
             recv(consumer.receiver()) -> message => match message {
                 Ok(ConsumerMessage::Delivery(delivery)) => {
-                    handler::respond(&channel, delivery, settings.max_n)?;
+                    if let Err(error) = handler::respond(&mut replier, delivery, settings.max_n) {
+                        break error;
+                    }
                 }
-                Ok(ended) => {
-                    return Err(Failure::Broker(format!("stopped consuming: {ended:?}")).into());
-                }
-                Err(_) => {
-                    return Err(Failure::Broker("the connection's I/O thread ended".into()).into());
-                }
+                Ok(ended) => break Failure::Disconnected(format!("stopped consuming: {ended:?}")).into(),
+                Err(_) => break Failure::Disconnected("the connection's I/O thread ended".into()).into(),
             },
-            recv(shutdown) -> _ => break,
+            recv(shutdown) -> _ => {
+                debug!("shutting down: cancelling the consumer");
+                common::consumer::cancel(consumer)?;
+                channel.close()?;
+                connection.close()?;
+                info!(target: "startup", "fib-server stopped");
+                return Ok(SessionEnd::Stopped);
+            }
         }
+    };
+    if failure::is_transient(&lost) {
+        Ok(SessionEnd::Lost(lost))
+    } else {
+        Err(lost)
     }
-    debug!("shutting down: cancelling the consumer");
-    common::consumer::cancel(consumer)?;
-    channel.close()?;
-    connection.close()?;
-    info!(target: "startup", "fib-server stopped");
-    Ok(())
 }

@@ -28,6 +28,7 @@ impl Scratch {
             topology: self.topology.clone(),
             prefetch: 1,
             max_n: common::protocol::DEFAULT_MAX_N,
+            confirm_replies: true,
         }
     }
 

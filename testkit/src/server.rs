@@ -16,7 +16,8 @@ impl InProcessServer {
         let (ready_tx, ready) = crossbeam_channel::bounded(1);
         let thread = std::thread::spawn(move || {
             fib_server::run(&settings, &shutdown, &|| {
-                let _ = ready_tx.send(());
+                // Ready again after each reconnection; only the first counts.
+                let _ = ready_tx.try_send(());
             })
         });
         let mut server = InProcessServer {

@@ -7,8 +7,14 @@ pub fn summary_table(summary: &Summary) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} round trips: {} correct, {} failed in {:.3} ms ({:.1} requests/s)",
-        summary.count, summary.ok, summary.failures, summary.total_ms, summary.requests_per_second
+        "{} round trips: {} correct, {} failed, {} resent ({} reconnects) in {:.3} ms ({:.1} requests/s)",
+        summary.count,
+        summary.ok,
+        summary.failures,
+        summary.resends,
+        summary.reconnects,
+        summary.total_ms,
+        summary.requests_per_second
     );
     if let Some(l) = &summary.latency_us {
         let _ = writeln!(
@@ -33,11 +39,13 @@ mod tests {
             failures: 1,
             total_ms: 1.5,
             requests_per_second: 2000.0,
+            resends: 2,
+            reconnects: 1,
             latency_us: Latency::of(&[std::time::Duration::from_micros(500)]),
         };
         let text = summary_table(&summary);
         assert!(
-            text.starts_with("3 round trips: 2 correct, 1 failed in 1.500 ms (2000.0 requests/s)")
+            text.starts_with("3 round trips: 2 correct, 1 failed, 2 resent (1 reconnects) in 1.500 ms (2000.0 requests/s)")
         );
         assert!(text.contains("p99 500"), "{text}");
     }
