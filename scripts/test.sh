@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: broker, pika venv, fmt, clippy, cargo test.
+# The whole test suite: broker, pika venv, fmt, clippy, cargo test, fault suite.
 # Extra arguments are passed to `cargo test`.
 set -euo pipefail
 
@@ -20,4 +20,12 @@ echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== cargo test" >&2
-cargo test --workspace "$@"
+# The fault suite (faults/) runs the built binaries of both programs.
+cargo build --workspace --bins
+cargo test --workspace --exclude faults "$@"
+
+echo "== fault suite" >&2
+cargo test -p faults -- --nocapture
+
+echo "== broker restarts (alone: they take the broker from everyone)" >&2
+cargo test -p faults --test broker_restart -- --ignored --test-threads=1 --nocapture

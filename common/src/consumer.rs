@@ -31,3 +31,28 @@ pub fn cancel(consumer: Consumer<'_>) -> Result<()> {
         }
     }
 }
+
+/// The error for a consumer that stopped delivering (anything but a
+/// `Delivery`), classified so that callers reconnect only where it can help.
+pub fn ended(message: &ConsumerMessage) -> anyhow::Error {
+    let text = format!("stopped consuming: {message:?}");
+    let transient = match message {
+        ConsumerMessage::ServerClosedConnection(error)
+        | ConsumerMessage::ServerClosedChannel(error) => {
+            crate::failure::amqp_error_is_transient(error)
+        }
+        // The queue was deleted under us: a new session declares it again.
+        ConsumerMessage::ServerCancelled => true,
+        _ => true,
+    };
+    if transient {
+        crate::failure::Failure::Disconnected(text).into()
+    } else {
+        crate::failure::Failure::Broker(text).into()
+    }
+}
+
+/// The error for a consumer whose channel to the I/O thread is gone.
+pub fn io_thread_gone() -> anyhow::Error {
+    crate::failure::Failure::Disconnected("the connection's I/O thread ended".into()).into()
+}

@@ -12,24 +12,27 @@ use std::time::Instant;
 /// lost after the first session was up, reconnects with capped backoff and
 /// calls `work` again with the next session number, for as long as
 /// `options.reconnect_for` allows; then gives up with exit 3. A first
-/// connection that fails is an error at once. Returns the reconnections made.
+/// connection that fails is an error at once. Returns how many times it
+/// reconnected.
 pub fn with_sessions(
     options: &Options,
     work: &mut dyn FnMut(&RpcSession, u64) -> Result<()>,
 ) -> Result<u64> {
     let mut backoff = Backoff::default();
     let mut session_number = 0u64;
+    let mut sessions = 0u64;
     let mut connected_once = false;
     let mut lost_since: Option<Instant> = None;
     loop {
         let attempt = session(options, &mut |session| {
             connected_once = true;
+            sessions += 1;
             lost_since = None;
             backoff.reset();
             work(session, session_number)
         });
         let error = match attempt {
-            Ok(()) => return Ok(session_number),
+            Ok(()) => return Ok(sessions - 1),
             Err(error) if connected_once && failure::is_transient(&error) => error,
             Err(error) => return Err(error),
         };

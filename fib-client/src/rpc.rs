@@ -126,8 +126,8 @@ impl<'a> RpcSession<'a> {
                     correlation_id: delivery.properties.correlation_id().clone(),
                     reply: Reply::from_message(&delivery.body, &delivery.properties),
                 }),
-                Ok(ended) => Err(Failure::Broker(format!("reply consumer ended: {ended:?}")).into()),
-                Err(_) => Err(Failure::Broker("the connection's I/O thread ended".into()).into()),
+                Ok(ended) => Err(common::consumer::ended(&ended)),
+                Err(_) => Err(common::consumer::io_thread_gone()),
             },
             recv(self.returns) -> returned => {
                 let detail = match returned {

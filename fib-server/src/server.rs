@@ -5,7 +5,7 @@ use crate::handler::{self, Replier};
 use amiquip::{ConsumerMessage, ConsumerOptions};
 use anyhow::{Context, Result};
 use common::backoff::Backoff;
-use common::failure::{self, Failure};
+use common::failure;
 use common::topology::{self, Topology};
 use common::ConnectionSettings;
 use crossbeam_channel::{select, Receiver};
@@ -100,8 +100,8 @@ fn session(
                         break error;
                     }
                 }
-                Ok(ended) => break Failure::Disconnected(format!("stopped consuming: {ended:?}")).into(),
-                Err(_) => break Failure::Disconnected("the connection's I/O thread ended".into()).into(),
+                Ok(ended) => break common::consumer::ended(&ended),
+                Err(_) => break common::consumer::io_thread_gone(),
             },
             recv(shutdown) -> _ => {
                 debug!("shutting down: cancelling the consumer");

@@ -2,12 +2,14 @@
 //! its own uniquely named exchange and queue, removed when the test ends, so
 //! runs never disturb each other or a real `logs_rpc`.
 
+mod broker;
 mod peer;
 mod pika;
 mod process;
 mod scratch;
 mod server;
 
+pub use broker::{ensure_broker, BrokerRestarts, SecretUser, TlsListener};
 pub use peer::Peer;
 pub use pika::{python, script as pika_script};
 pub use process::Spawned;
@@ -25,6 +27,27 @@ pub fn broker_url() -> String {
 pub fn connection_settings() -> ConnectionSettings {
     let url = AmqpUrl::parse(&broker_url()).expect("AMQP_URL must be a valid AMQP URL");
     ConnectionSettings::new(url)
+}
+
+/// The root of the workspace (testkit's parent folder).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// A binary of this workspace, built beside the running test (cargo puts
+/// test executables in target/<profile>/deps/). Integration tests of another
+/// package use this for the binaries Cargo does not hand them.
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let found = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(|dir| dir.join(name)));
+    match found {
+        Some(path) if path.exists() => path,
+        _ => panic!("{name} is not built: run `cargo build --bins` first (scripts/test.sh does)"),
+    }
 }
 
 /// Generous bound for anything a test waits on: long enough never to fire on

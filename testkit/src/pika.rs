@@ -9,7 +9,7 @@ pub fn python() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("FIB_RPC_PYTHON") {
         return Ok(PathBuf::from(path));
     }
-    let venv = workspace_root().join("target/pika-venv/bin/python");
+    let venv = crate::workspace_root().join("target/pika-venv/bin/python");
     if venv.exists() {
         return Ok(venv);
     }
@@ -20,12 +20,5 @@ pub fn python() -> Result<PathBuf> {
 
 /// A script of testkit/pika/.
 pub fn script(name: &str) -> PathBuf {
-    workspace_root().join("testkit/pika").join(name)
-}
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default()
+    crate::workspace_root().join("testkit/pika").join(name)
 }

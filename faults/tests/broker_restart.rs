@@ -1,0 +1,79 @@
+//! Broker restarts in the middle of a run. They take the broker away from
+//! every other test too, so they are ignored by a plain `cargo test` and run
+//! on their own, one at a time, by scripts/test.sh:
+//!
+//!     cargo test -p faults --test broker_restart -- --ignored --test-threads=1
+//!
+//! The restart guard brings the broker back even when a test fails.
+
+use anyhow::Result;
+use faults::{assert_password_hidden, start_client, start_server, wait_for_reply, Figures};
+use testkit::{BrokerRestarts, Peer, Scratch, SecretUser, WAIT};
+
+fn restart_mid_run(
+    scenario: &str,
+    restart: impl FnOnce(&BrokerRestarts) -> Result<()>,
+) -> Result<()> {
+    let restarts = BrokerRestarts::new();
+    let user = SecretUser::create()?;
+    let scratch = Scratch::new("restart");
+    let mut server = start_server(&user.url(), &scratch, &[])?;
+    let mut client = start_client(
+        &user.url(),
+        &scratch,
+        &["--count", "3000", "--timeout", "10"],
+    )?;
+    wait_for_reply(&client, 500)?;
+    restart(&restarts)?;
+    assert_eq!(
+        client.wait(WAIT * 2)?.code(),
+        Some(0),
+        "{:?}",
+        client.stderr()
+    );
+    let figures = Figures::of(&client)?;
+    assert_eq!(
+        (figures.count, figures.ok, figures.failures),
+        (3000, 3000, 0),
+        "{figures:?}"
+    );
+    assert!(figures.reconnects >= 1, "{figures:?}");
+    // With one request in flight at most one was stranded by the restart.
+    assert!(figures.resends <= 1, "{figures:?}");
+    let server_log = server.stderr();
+    assert!(
+        server_log.iter().any(|l| l.contains("connection lost")),
+        "{server_log:?}"
+    );
+    assert!(
+        server_log
+            .iter()
+            .filter(|l| l.contains("fib-server ready"))
+            .count()
+            >= 2
+    );
+    server.signal("TERM")?;
+    assert_eq!(server.wait(WAIT)?.code(), Some(0), "{:?}", server.stderr());
+    let mut peer = Peer::connect()?;
+    let depth = peer.queue_depth(&scratch.topology.queue)?.unwrap_or(0);
+    assert_eq!(depth, 0);
+    eprintln!("{}", figures.line(scenario, depth));
+    assert_password_hidden(&user, &[&server, &client]);
+    Ok(())
+}
+
+#[test]
+#[ignore = "restarts the broker: run alone (scripts/test.sh does)"]
+fn broker_app_restarted_mid_run() -> Result<()> {
+    restart_mid_run("broker stop_app/start_app mid-run", |broker| {
+        broker.restart_app()
+    })
+}
+
+#[test]
+#[ignore = "restarts the broker: run alone (scripts/test.sh does)"]
+fn broker_process_restarted_mid_run() -> Result<()> {
+    restart_mid_run("broker process stop/start mid-run", |broker| {
+        broker.restart_node()
+    })
+}

@@ -1,0 +1,373 @@
+//! Faults that leave the broker up: killed and stopped servers, a killed
+//! client, lost requests, hostile input, TLS. Each prints one line of figures
+//! (see them with `--nocapture`) and checks exact counts. Every program runs
+//! as a fresh broker user whose password must never appear in any output.
+
+use amiquip::{AmqpProperties, ConsumerMessage, ConsumerOptions};
+use anyhow::{Context, Result};
+use common::protocol::{reply_properties, request_properties, Reply, DEFAULT_ROUTING_KEY};
+use faults::{
+    assert_password_hidden, resident_kib, start_client, start_server, wait_for_reply, Figures,
+};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use testkit::{Peer, Scratch, SecretUser, TlsListener, WAIT};
+
+fn depth(scratch: &Scratch) -> Result<u32> {
+    Peer::connect()?
+        .queue_depth(&scratch.topology.queue)?
+        .context("request queue missing")
+}
+
+fn assert_all_correct(figures: &Figures, count: u64) {
+    assert_eq!(
+        (figures.count, figures.ok, figures.failures),
+        (count, count, 0),
+        "{figures:?}"
+    );
+}
+
+#[test]
+fn server_killed_mid_run_then_restarted() -> Result<()> {
+    let user = SecretUser::create()?;
+    let scratch = Scratch::new("kill9");
+    let mut first = start_server(&user.url(), &scratch, &["--quiet"])?;
+    let mut client = start_client(&user.url(), &scratch, &["--count", "2000"])?;
+    wait_for_reply(&client, 500)?;
+    first.signal("KILL")?;
+    first.wait(WAIT)?;
+    let mut second = start_server(&user.url(), &scratch, &["--quiet"])?;
+    assert_eq!(client.wait(WAIT)?.code(), Some(0), "{:?}", client.stderr());
+    let figures = Figures::of(&client)?;
+    assert_all_correct(&figures, 2000);
+    // The request the dead server held was redelivered, not resent.
+    assert_eq!(figures.resends, 0);
+    second.signal("TERM")?;
+    assert_eq!(second.wait(WAIT)?.code(), Some(0));
+    let depth = depth(&scratch)?;
+    assert_eq!(depth, 0);
+    eprintln!(
+        "{}",
+        figures.line("server SIGKILL mid-run, restarted", depth)
+    );
+    assert_password_hidden(&user, &[&first, &second, &client]);
+    Ok(())
+}
+
+#[test]
+fn server_killed_mid_run_with_a_second_one_consuming() -> Result<()> {
+    let user = SecretUser::create()?;
+    let scratch = Scratch::new("kill9pair");
+    let mut doomed = start_server(&user.url(), &scratch, &["--quiet"])?;
+    let mut survivor = start_server(&user.url(), &scratch, &["--quiet"])?;
+    let mut client = start_client(&user.url(), &scratch, &["--count", "2000"])?;
+    wait_for_reply(&client, 500)?;
+    doomed.signal("KILL")?;
+    doomed.wait(WAIT)?;
+    assert_eq!(client.wait(WAIT)?.code(), Some(0), "{:?}", client.stderr());
+    let figures = Figures::of(&client)?;
+    assert_all_correct(&figures, 2000);
+    assert_eq!(figures.resends, 0);
+    survivor.signal("TERM")?;
+    assert_eq!(survivor.wait(WAIT)?.code(), Some(0));
+    let depth = depth(&scratch)?;
+    assert_eq!(depth, 0);
+    eprintln!(
+        "{}",
+        figures.line("server SIGKILL mid-run, second server consuming", depth)
+    );
+    assert_password_hidden(&user, &[&doomed, &survivor, &client]);
+    Ok(())
+}
+
+#[test]
+fn sigterm_under_load_loses_nothing() -> Result<()> {
+    let user = SecretUser::create()?;
+    let scratch = Scratch::new("term");
+    let mut first = start_server(&user.url(), &scratch, &["--quiet"])?;
+    let mut client = start_client(&user.url(), &scratch, &["--count", "3000"])?;
+    wait_for_reply(&client, 500)?;
+    first.signal("TERM")?;
+    assert_eq!(first.wait(WAIT)?.code(), Some(0), "{:?}", first.stderr());
+    assert!(first
+        .stderr()
+        .iter()
+        .any(|l| l.contains("fib-server stopped")));
+    let mut second = start_server(&user.url(), &scratch, &["--quiet"])?;
+    assert_eq!(client.wait(WAIT)?.code(), Some(0), "{:?}", client.stderr());
+    let figures = Figures::of(&client)?;
+    assert_all_correct(&figures, 3000);
+    assert_eq!(figures.resends, 0);
+    second.signal("TERM")?;
+    assert_eq!(second.wait(WAIT)?.code(), Some(0));
+    let depth = depth(&scratch)?;
+    assert_eq!(depth, 0);
+    eprintln!(
+        "{}",
+        figures.line("server SIGTERM mid-run, restarted", depth)
+    );
+    assert_password_hidden(&user, &[&first, &second, &client]);
+    Ok(())
+}
+
+#[test]
+fn client_killed_mid_run_disturbs_nothing() -> Result<()> {
+    let user = SecretUser::create()?;
+    let scratch = Scratch::new("clientkill");
+    let mut server = start_server(&user.url(), &scratch, &[])?;
+    let mut doomed = start_client(&user.url(), &scratch, &["--count", "100000"])?;
+    let line = doomed.wait_for_line("replies on", WAIT)?;
+    let reply_queue = line
+        .rsplit('"')
+        .nth(1)
+        .context("reply queue in log line")?
+        .to_string();
+    wait_for_reply(&doomed, 300)?;
+    doomed.signal("KILL")?;
+    doomed.wait(WAIT)?;
+    // The broker drops an exclusive queue when it notices the connection
+    // is gone; there is no event to wait on, so look until it is gone.
+    let mut peer = Peer::connect()?;
+    let deadline = Instant::now() + WAIT;
+    while peer.queue_depth(&reply_queue)?.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "reply queue {reply_queue} outlived its client"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut client = start_client(&user.url(), &scratch, &["--count", "200"])?;
+    assert_eq!(client.wait(WAIT)?.code(), Some(0), "{:?}", client.stderr());
+    let figures = Figures::of(&client)?;
+    assert_all_correct(&figures, 200);
+    server.signal("TERM")?;
+    assert_eq!(server.wait(WAIT)?.code(), Some(0), "{:?}", server.stderr());
+    let errors: Vec<_> = server
+        .stderr()
+        .into_iter()
+        .filter(|l| l.contains(" error:") || l.contains(" warn:"))
+        .collect();
+    assert!(errors.is_empty(), "server complained: {errors:?}");
+    let depth = depth(&scratch)?;
+    assert_eq!(depth, 0);
+    eprintln!(
+        "{}",
+        figures.line(
+            "client SIGKILL mid-run, reply queue gone, next client",
+            depth
+        )
+    );
+    assert_password_hidden(&user, &[&server, &doomed, &client]);
+    Ok(())
+}
+
+#[test]
+fn a_lost_request_is_sent_again_after_the_timeout() -> Result<()> {
+    // A server that swallows the first copy of every request (acks it, never
+    // answers) and answers the next: each request needs exactly one resend.
+    let scratch = Scratch::new("lost");
+    let peer = Peer::connect()?;
+    peer.declare(&scratch.topology)?;
+    let queue = scratch.topology.queue.clone();
+    let count = 20u64;
+    let server = std::thread::spawn(move || -> Result<()> {
+        let consumer = peer
+            .channel()
+            .basic_consume(queue, ConsumerOptions::default())?;
+        let mut seen: HashMap<u64, u32> = HashMap::new();
+        let mut answered = 0;
+        while answered < count {
+            let ConsumerMessage::Delivery(delivery) = consumer.receiver().recv_timeout(WAIT)?
+            else {
+                anyhow::bail!("consumer ended");
+            };
+            let n: u64 = std::str::from_utf8(&delivery.body)?.parse()?;
+            let copies = seen.entry(n).or_default();
+            *copies += 1;
+            if *copies == 2 {
+                let reply_to = delivery.properties.reply_to().clone().context("reply_to")?;
+                let id = delivery.properties.correlation_id().clone();
+                let value = common::fibonacci(n).to_string();
+                peer.publish(
+                    "",
+                    &reply_to,
+                    value.as_bytes(),
+                    reply_properties(id.as_deref(), None),
+                )?;
+                answered += 1;
+            }
+            consumer.ack(delivery)?;
+        }
+        Ok(())
+    });
+    let url = testkit::broker_url();
+    let mut client = start_client(
+        &url,
+        &scratch,
+        &["--count", "20", "--timeout", "0.2", "--retries", "2"],
+    )?;
+    assert_eq!(client.wait(WAIT)?.code(), Some(0), "{:?}", client.stderr());
+    server
+        .join()
+        .map_err(|_| anyhow::anyhow!("server thread panicked"))??;
+    let figures = Figures::of(&client)?;
+    assert_all_correct(&figures, count);
+    assert_eq!(figures.resends, count);
+    let depth = depth(&scratch)?;
+    assert_eq!(depth, 0);
+    eprintln!(
+        "{}",
+        figures.line("first copy of every request lost, --timeout 0.2", depth)
+    );
+    Ok(())
+}
+
+#[test]
+fn hostile_input_burst_gets_replies_and_memory_stays_flat() -> Result<()> {
+    let user = SecretUser::create()?;
+    let scratch = Scratch::new("hostile");
+    let max_n = 5000u64;
+    let mut server = start_server(
+        &user.url(),
+        &scratch,
+        &["--quiet", "--max-n", &max_n.to_string()],
+    )?;
+    let peer = Peer::connect()?;
+    let inbox = peer.reply_queue()?;
+    let exchange = &scratch.topology.exchange;
+    let ten_thousand_digits = vec![b'9'; 10_000];
+    let just_above = (max_n + 1).to_string();
+    let bad: Vec<(&[u8], Option<&str>)> = vec![
+        (b"", Some("invalid-request")),
+        (b"seven", Some("invalid-request")),
+        (b"-3", Some("invalid-request")),
+        (b"2.5", Some("invalid-request")),
+        (b"1e5", Some("invalid-request")),
+        (&ten_thousand_digits, Some("invalid-request")),
+        (b"\xc3\x28\xa0\xa1", Some("invalid-request")),
+        (just_above.as_bytes(), Some("too-large")),
+    ];
+    let one_mib = vec![b'4'; 1 << 20];
+
+    // One burst: 1,000 bad requests (plus ones without reply_to, without
+    // correlation id, to a missing queue, and 1 MiB bodies) mixed with 1,000
+    // good ones. Returns replies by kind.
+    let burst = |round: u32| -> Result<HashMap<String, u64>> {
+        let mut expected = 0u64;
+        for i in 0..1000u64 {
+            let (body, _) = bad[i as usize % bad.len()];
+            let id = format!("bad-{round}-{i}");
+            peer.publish(
+                exchange,
+                DEFAULT_ROUTING_KEY,
+                body,
+                request_properties(&id, &inbox.name),
+            )?;
+            let good = format!("good-{round}-{i}");
+            peer.publish(
+                exchange,
+                DEFAULT_ROUTING_KEY,
+                i.to_string().as_bytes(),
+                request_properties(&good, &inbox.name),
+            )?;
+            expected += 2;
+            if i % 100 == 0 {
+                let dropped = AmqpProperties::default().with_correlation_id(format!("noreply-{i}"));
+                peer.publish(exchange, DEFAULT_ROUTING_KEY, b"12", dropped)?;
+                let missing = request_properties("missing", "fibtest.no-such-reply-queue");
+                peer.publish(exchange, DEFAULT_ROUTING_KEY, b"12", missing)?;
+                let anonymous = AmqpProperties::default().with_reply_to(inbox.name.clone());
+                peer.publish(exchange, DEFAULT_ROUTING_KEY, b"13", anonymous)?;
+                peer.publish(
+                    exchange,
+                    DEFAULT_ROUTING_KEY,
+                    &one_mib,
+                    request_properties("huge", &inbox.name),
+                )?;
+                expected += 2;
+            }
+        }
+        let mut kinds: HashMap<String, u64> = HashMap::new();
+        for _ in 0..expected {
+            let (id, reply) = inbox.next(WAIT)?;
+            let kind = match (id.as_deref(), &reply) {
+                (Some(id), Reply::Value(digits)) if id.starts_with("good-") => {
+                    let n: u64 = id.rsplit('-').next().context("n")?.parse()?;
+                    assert_eq!(digits, &common::fibonacci(n).to_string(), "F({n})");
+                    "correct".to_string()
+                }
+                (None, Reply::Value(digits)) => {
+                    assert_eq!(digits, "233");
+                    "answered without correlation id".to_string()
+                }
+                (_, Reply::Error { code, .. }) => code.clone(),
+                other => panic!("unexpected reply {other:?}"),
+            };
+            *kinds.entry(kind).or_default() += 1;
+        }
+        Ok(kinds)
+    };
+
+    let started = Instant::now();
+    let first = burst(1)?;
+    let first_secs = started.elapsed().as_secs_f64();
+    let rss_after_first = resident_kib(server.pid())?;
+    let second = burst(2)?;
+    let rss_after_second = resident_kib(server.pid())?;
+
+    for kinds in [&first, &second] {
+        assert_eq!(kinds["correct"], 1000);
+        assert_eq!(kinds["too-large"], 125);
+        assert_eq!(kinds["invalid-request"], 875 + 10, "incl. ten 1 MiB bodies");
+        assert_eq!(kinds["answered without correlation id"], 10);
+        assert_eq!(kinds.values().sum::<u64>(), 2020);
+    }
+    let growth_kib = rss_after_second.saturating_sub(rss_after_first);
+    assert!(
+        growth_kib < 4 * 1024,
+        "server RSS grew by {growth_kib} KiB over a second burst"
+    );
+    server.signal("TERM")?;
+    assert_eq!(server.wait(WAIT)?.code(), Some(0), "{:?}", server.stderr());
+    let depth = depth(&scratch)?;
+    assert_eq!(depth, 0);
+    eprintln!(
+        "hostile burst x2: each 2,040 requests (1,000 good, 1,000 bad, 10 x 1 MiB, 30 odd) -> \
+         1,000 correct, 885 invalid-request, 125 too-large, 10 without id, 20 dropped/unroutable replies; \
+         first burst {:.0} requests/s; server RSS {} KiB after first, {} KiB after second; queue depth after {depth}",
+        2040.0 / first_secs,
+        rss_after_first,
+        rss_after_second
+    );
+    assert_password_hidden(&user, &[&server]);
+    Ok(())
+}
+
+#[test]
+fn amqps_with_a_ca_file() -> Result<()> {
+    let user = SecretUser::create()?;
+    let tls = TlsListener::start()?;
+    let scratch = Scratch::new("tls");
+    let url = user.url_at("amqps", "localhost", tls.port);
+    let ca = tls.ca_file.display().to_string();
+    let mut server = start_server(&url, &scratch, &["--quiet", "--tls-ca", &ca])?;
+    let mut client = start_client(&url, &scratch, &["--count", "200", "--tls-ca", &ca])?;
+    assert_eq!(client.wait(WAIT)?.code(), Some(0), "{:?}", client.stderr());
+    let figures = Figures::of(&client)?;
+    assert_all_correct(&figures, 200);
+    // Without the CA the self-signed chain is refused: exit 3, clear message.
+    let mut untrusting = start_client(&url, &scratch, &["--count", "1"])?;
+    assert_eq!(untrusting.wait(WAIT)?.code(), Some(3));
+    let stderr = untrusting.stderr().join("\n");
+    assert!(stderr.contains("certificate verify failed"), "{stderr}");
+    server.signal("TERM")?;
+    assert_eq!(server.wait(WAIT)?.code(), Some(0), "{:?}", server.stderr());
+    let depth = depth(&scratch)?;
+    assert_eq!(depth, 0);
+    eprintln!(
+        "{}",
+        figures.line("amqps:// with --tls-ca on a TLS listener", depth)
+    );
+    assert_password_hidden(&user, &[&server, &client, &untrusting]);
+    Ok(())
+}
