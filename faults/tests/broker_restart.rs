@@ -77,3 +77,32 @@ fn broker_process_restarted_mid_run() -> Result<()> {
         broker.restart_node()
     })
 }
+
+#[test]
+#[ignore = "stops the broker: run alone (scripts/test.sh does)"]
+fn client_gives_up_reconnecting_with_exit_3() -> Result<()> {
+    let restarts = BrokerRestarts::new();
+    let user = SecretUser::create()?;
+    let scratch = Scratch::new("giveup");
+    let mut server = start_server(&user.url(), &scratch, &["--quiet"])?;
+    // Reconnection budget: --timeout x (--retries + 1) = 1 s.
+    let args = ["--count", "100000", "--timeout", "0.5", "--retries", "1"];
+    let mut client = start_client(&user.url(), &scratch, &args)?;
+    wait_for_reply(&client, 200)?;
+    restarts.stop_app()?;
+    let status = client.wait(WAIT)?;
+    restarts.start_app()?;
+    assert_eq!(status.code(), Some(3), "{:?}", client.stderr());
+    let stderr = client.stderr().join("\n");
+    assert!(
+        stderr.contains("gave up reconnecting after 1.0 s"),
+        "{stderr}"
+    );
+    // The server, meanwhile, waits for the broker and comes back.
+    server.wait_for_line("fib-server ready", WAIT)?;
+    server.signal("TERM")?;
+    assert_eq!(server.wait(WAIT)?.code(), Some(0), "{:?}", server.stderr());
+    eprintln!("broker stopped for good mid-run: client exit 3 after its 1.0 s reconnection budget; server reconnected once the broker was back");
+    assert_password_hidden(&user, &[&server, &client]);
+    Ok(())
+}

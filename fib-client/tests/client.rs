@@ -206,3 +206,20 @@ fn usage_errors_exit_2() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn pipelined_runs_are_all_correct() -> Result<()> {
+    let scratch = Scratch::new("inflight");
+    let mut settings = scratch.server_settings();
+    settings.prefetch = 20;
+    let _server = InProcessServer::start(settings)?;
+    let mut run = client(&scratch, &["--count", "1000", "--inflight", "32", "--json"])?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(0), "{:?}", run.stderr());
+    let summary = json_summary(&run)?;
+    assert_eq!(
+        (summary["ok"].as_u64(), summary["failures"].as_u64()),
+        (Some(1000), Some(0))
+    );
+    assert_eq!(summary["resends"].as_u64(), Some(0));
+    Ok(())
+}

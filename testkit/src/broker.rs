@@ -208,9 +208,17 @@ impl BrokerRestarts {
 
     /// `rabbitmqctl stop_app` then `start_app`: the node stays up.
     pub fn restart_app(&self) -> Result<()> {
-        rabbitmqctl(&["stop_app"])?;
-        rabbitmqctl(&["start_app"])?;
-        Ok(())
+        self.stop_app()?;
+        self.start_app()
+    }
+
+    /// Stops the RabbitMQ application; the guard starts it again on drop.
+    pub fn stop_app(&self) -> Result<()> {
+        rabbitmqctl(&["stop_app"]).map(drop)
+    }
+
+    pub fn start_app(&self) -> Result<()> {
+        rabbitmqctl(&["start_app"]).map(drop)
     }
 
     /// The whole broker process: `rabbitmqctl stop`, then start and wait.
@@ -228,6 +236,8 @@ impl Default for BrokerRestarts {
 
 impl Drop for BrokerRestarts {
     fn drop(&mut self) {
+        // start_app is a no-op for a running app; broker.sh starts a stopped node.
+        let _ = self.start_app();
         if let Err(error) = ensure_broker() {
             eprintln!("testkit: THE BROKER IS NOT BACK: {error:#}");
         }
