@@ -43,6 +43,10 @@ pub struct Cli {
     /// Unacknowledged requests the broker may send ahead (basic.qos).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,
+    /// Consumers, each on its own thread and connection: for large n, where
+    /// computing takes longer than the round trip.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
     /// Largest n answered; above it the reply is a `too-large` error.
     #[arg(long, env = "FIB_MAX_N", default_value_t = DEFAULT_MAX_N)]
     pub max_n: u64,
@@ -72,6 +76,7 @@ impl Cli {
             prefetch: self.prefetch,
             max_n: self.max_n,
             confirm_replies: !self.no_confirm,
+            workers: usize::from(self.workers),
         })
     }
 }

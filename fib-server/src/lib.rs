@@ -5,6 +5,7 @@
 
 pub mod cli;
 mod handler;
+mod replier;
 mod server;
 pub mod shutdown;
 

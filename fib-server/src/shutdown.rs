@@ -6,18 +6,19 @@ use crossbeam_channel::Receiver;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-/// The first SIGINT/SIGTERM sends on the returned channel; a second one
-/// exits at once with 130, for when a graceful stop takes too long.
+/// The first SIGINT/SIGTERM closes the returned channel, which wakes every
+/// receiver (every worker) at once; a second one exits at once with 130, for
+/// when a graceful stop takes too long.
 pub fn on_signal() -> Result<Receiver<()>> {
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
-    let (sender, receiver) = crossbeam_channel::bounded(1);
+    let (sender, receiver) = crossbeam_channel::bounded::<()>(0);
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             let mut signals = signals.forever();
             if let Some(signal) = signals.next() {
                 log::info!(target: "startup", "signal {signal}: finishing the request in hand, then stopping");
-                let _ = sender.send(());
+                drop(sender);
             }
             if signals.next().is_some() {
                 std::process::exit(130);

@@ -207,3 +207,43 @@ fn nothing_listening_exits_3() -> Result<()> {
         .contains("cannot connect to amqp://u:***@127.0.0.1:1/"));
     Ok(())
 }
+
+#[test]
+fn workers_share_the_queue_and_stop_together() -> Result<()> {
+    let scratch = Scratch::new("workers");
+    let mut server =
+        Spawned::start(server_command(&scratch).args(["--workers", "3", "--prefetch", "5"]))?;
+    for _ in 0..3 {
+        server.wait_for_line("ready", WAIT)?;
+    }
+    let peer = Peer::connect()?;
+    let inbox = peer.reply_queue()?;
+    for n in 0..300u64 {
+        let id = n.to_string();
+        peer.publish(
+            &scratch.topology.exchange,
+            "k",
+            id.as_bytes(),
+            request_properties(&id, &inbox.name),
+        )?;
+    }
+    let mut answered = std::collections::BTreeSet::new();
+    for _ in 0..300 {
+        let (id, reply) = inbox.next(WAIT)?;
+        let n: u64 = id.as_deref().unwrap_or("").parse()?;
+        assert_eq!(reply, Reply::Value(common::fibonacci(n).to_string()));
+        answered.insert(n);
+    }
+    assert_eq!(answered.len(), 300);
+    server.signal("TERM")?;
+    assert_eq!(server.wait(WAIT)?.code(), Some(0), "{:?}", server.stderr());
+    let stopped = server
+        .stderr()
+        .iter()
+        .filter(|l| l.contains("fib-server stopped"))
+        .count();
+    assert_eq!(stopped, 3, "every worker stops");
+    let mut probe = Peer::connect()?;
+    assert_eq!(probe.queue_depth(&scratch.topology.queue)?, Some(0));
+    Ok(())
+}

@@ -29,6 +29,7 @@ impl Scratch {
             prefetch: 1,
             max_n: common::protocol::DEFAULT_MAX_N,
             confirm_replies: true,
+            workers: 1,
         }
     }
 
