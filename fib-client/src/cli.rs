@@ -1,5 +1,6 @@
 //! Command-line flags. `options.rs` turns them into plain settings.
 
+use crate::rpc::ReplyMode;
 use clap::Parser;
 use common::protocol::{DEFAULT_EXCHANGE, DEFAULT_ROUTING_KEY, DEFAULT_URL};
 use std::path::PathBuf;
@@ -44,6 +45,10 @@ pub struct Cli {
     /// Ask for F(N) once and print it alone on stdout.
     #[arg(long, value_name = "N")]
     pub n: Option<u64>,
+    /// Where replies come back: a reply queue of our own, or RabbitMQ's
+    /// direct reply-to (amq.rabbitmq.reply-to, no queue at all).
+    #[arg(long, value_enum, default_value_t = ReplyMode::Queue)]
+    pub reply_to: ReplyMode,
     /// Requests kept outstanding at once (1: one after another).
     #[arg(long, default_value_t = 1, value_name = "K",
           value_parser = clap::value_parser!(u16).range(1..))]

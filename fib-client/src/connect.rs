@@ -57,7 +57,12 @@ fn session(options: &Options, work: &mut dyn FnMut(&RpcSession) -> Result<()>) -
     let channel = connection
         .open_channel(None)
         .context("cannot open a channel")?;
-    let session = RpcSession::open(&channel, &options.exchange, &options.routing_key)?;
+    let session = RpcSession::open(
+        &channel,
+        &options.exchange,
+        &options.routing_key,
+        options.reply_mode,
+    )?;
     info!(
         "connected to {}; requests to exchange {:?} with routing key {:?}, replies on {:?}",
         options.connection.url,

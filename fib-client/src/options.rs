@@ -2,6 +2,7 @@
 
 use crate::cli::Cli;
 use crate::measure::Plan;
+use crate::rpc::ReplyMode;
 use anyhow::Result;
 use common::failure::Failure;
 use common::logging::Verbosity;
@@ -15,6 +16,7 @@ pub struct Options {
     pub exchange: String,
     pub routing_key: String,
     pub mode: Mode,
+    pub reply_mode: ReplyMode,
     pub inflight: usize,
     pub timeout: Duration,
     pub retries: u32,
@@ -84,6 +86,7 @@ impl Options {
             exchange: cli.exchange.clone(),
             routing_key: cli.routing_key.clone(),
             mode,
+            reply_mode: cli.reply_to,
             inflight: usize::from(cli.inflight),
             timeout,
             retries: cli.retries,

@@ -14,15 +14,46 @@ use crossbeam_channel::{select, Receiver};
 use std::time::Instant;
 use uuid::Uuid;
 
-/// A server-named, exclusive, auto-delete queue: the broker removes it when
-/// the client's connection ends, however it ends.
+/// Where replies come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplyMode {
+    /// A server-named, exclusive, auto-delete queue per run.
+    Queue,
+    /// RabbitMQ's direct reply-to pseudo-queue `amq.rabbitmq.reply-to`: no
+    /// queue at all; replies go straight to this channel's consumer.
+    Direct,
+}
+
+/// The broker's pseudo-queue for direct reply-to.
+pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// Where this run's replies arrive. A reply queue is server-named, exclusive
+/// and auto-delete: the broker removes it when the client's connection ends,
+/// however it ends.
 pub struct ReplyQueue<'a> {
     name: String,
     consumer: Consumer<'a>,
 }
 
 impl<'a> ReplyQueue<'a> {
-    pub fn declare(channel: &'a Channel) -> Result<ReplyQueue<'a>> {
+    pub fn open(channel: &'a Channel, mode: ReplyMode) -> Result<ReplyQueue<'a>> {
+        // No acks: the queue dies with us, so an ack would protect nothing
+        // (and direct reply-to refuses them).
+        let options = ConsumerOptions {
+            no_ack: true,
+            exclusive: mode == ReplyMode::Queue,
+            ..ConsumerOptions::default()
+        };
+        if mode == ReplyMode::Direct {
+            // Must consume before publishing, on the channel that publishes.
+            let consumer = channel
+                .basic_consume(DIRECT_REPLY_TO, options)
+                .context("cannot consume from amq.rabbitmq.reply-to")?;
+            return Ok(ReplyQueue {
+                name: DIRECT_REPLY_TO.to_string(),
+                consumer,
+            });
+        }
         let queue = channel
             .queue_declare(
                 "",
@@ -33,12 +64,7 @@ impl<'a> ReplyQueue<'a> {
                 },
             )
             .context("cannot declare the reply queue")?;
-        // No acks: the queue dies with us, so an ack would protect nothing.
-        let consumer = queue.consume(ConsumerOptions {
-            no_ack: true,
-            exclusive: true,
-            ..ConsumerOptions::default()
-        })?;
+        let consumer = queue.consume(options)?;
         Ok(ReplyQueue {
             name: queue.name().to_string(),
             consumer,
@@ -75,11 +101,16 @@ pub enum Event {
 }
 
 impl<'a> RpcSession<'a> {
-    pub fn open(channel: &'a Channel, exchange: &str, routing_key: &str) -> Result<RpcSession<'a>> {
+    pub fn open(
+        channel: &'a Channel,
+        exchange: &str,
+        routing_key: &str,
+        reply_mode: ReplyMode,
+    ) -> Result<RpcSession<'a>> {
         topology::declare_exchange(channel, exchange)
             .with_context(|| format!("cannot declare exchange {exchange:?}"))?;
         let returns = channel.listen_for_returns()?;
-        let replies = ReplyQueue::declare(channel)?;
+        let replies = ReplyQueue::open(channel, reply_mode)?;
         Ok(RpcSession {
             channel,
             exchange: exchange.to_string(),
