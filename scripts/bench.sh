@@ -1,0 +1,379 @@
+#!/usr/bin/env bash
+# Benchmark fib-rpc beside its floor and print one markdown document on
+# stdout (suitable for BENCHMARKS.md); progress and errors go to stderr.
+#
+# The floor (fib-client/examples/floor.rs) is the same connection code, the
+# same declarations and message properties, with a server that echoes and a
+# client that only waits. Every configuration runs both, alternating run by
+# run, so fib-rpc's overhead is a ratio from one run of this script.
+#
+#   sequential:  --count BENCH_SEQ_COUNT, one request at a time, one server
+#   pipelined:   --inflight 16 and 64 x server --prefetch 1 and 50 x one and
+#                two servers, --count BENCH_PIPELINE_COUNT
+#   fib(n):      the table of scripts/fib-vs-gmp.sh, if present
+#
+# Each figure is the median over BENCH_REPS runs, column by column. Client CPU
+# is the client process's user+sys time (bash `times`, ms resolution) divided
+# by the request count; it includes connecting and declaring.
+#
+# Env: BENCH_REPS (default 5), BENCH_SEQ_COUNT (2000),
+#      BENCH_PIPELINE_COUNT (20000), BENCH_WARMUP (requests per client before
+#      the timed runs of a configuration, 200; 0 for none), AMQP_URL.
+# Exchanges and queues are named bench.<random>.*; all are deleted on exit.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export LC_ALL=C # decimal points in `times`, printf and sort
+PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+REPS="${BENCH_REPS:-5}"
+SEQ_COUNT="${BENCH_SEQ_COUNT:-2000}"
+PIPE_COUNT="${BENCH_PIPELINE_COUNT:-20000}"
+WARMUP="${BENCH_WARMUP:-200}"
+
+log() { echo "bench: $*" >&2; }
+# fail MESSAGE: log it and return 1, for a run that may be retried.
+fail() {
+    echo "bench: $*" >&2
+    return 1
+}
+die() {
+    echo "bench: error: $*" >&2
+    exit 1
+}
+
+for setting in "BENCH_REPS=$REPS" "BENCH_SEQ_COUNT=$SEQ_COUNT" "BENCH_PIPELINE_COUNT=$PIPE_COUNT"; do
+    [[ "${setting#*=}" =~ ^[1-9][0-9]*$ ]] || die "${setting%%=*} must be a positive integer, got '${setting#*=}'"
+done
+[[ "$WARMUP" =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be an integer >= 0, got '$WARMUP'"
+
+SERVER_BIN=target/release/fib-server
+CLIENT_BIN=target/release/fib-client
+FLOOR_BIN=target/release/examples/floor
+READY_TIMEOUT=30 # seconds for a server to print its ready line
+STOP_TIMEOUT=10  # seconds for a server to stop after SIGTERM
+
+RUN_ID="bench.$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/fib-bench.XXXXXX")"
+SERVER_PIDS=()
+SERVERS_STARTED=0 # names each server's log
+TOPOLOGIES=() # "exchange queue" pairs to delete on exit
+
+# --- servers and clean-up --------------------------------------------------
+
+stop_servers() {
+    local pid waited
+    for pid in "${SERVER_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${SERVER_PIDS[@]}"; do
+        waited=0
+        while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt $((STOP_TIMEOUT * 10)) ]; do
+            sleep 0.1
+            waited=$((waited + 1))
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "server $pid did not stop within ${STOP_TIMEOUT}s; killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        wait "$pid" 2>/dev/null || true
+    done
+    SERVER_PIDS=()
+}
+
+delete_topologies() {
+    local pair
+    [ -x "$FLOOR_BIN" ] || return 0
+    for pair in "${TOPOLOGIES[@]}"; do
+        # shellcheck disable=SC2086 # "exchange queue"
+        set -- $pair
+        "$FLOOR_BIN" delete --exchange "$1" --queue "$2" ||
+            log "warning: could not delete queue $2 / exchange $1"
+    done
+    TOPOLOGIES=()
+}
+
+# shellcheck disable=SC2317 # invoked by trap
+cleanup() {
+    stop_servers
+    delete_topologies
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start_server KIND EXCHANGE QUEUE PREFETCH: KIND is fib or floor; returns
+# once the server has printed its ready line, or 1 if it does not.
+start_server() {
+    local kind="$1" exchange="$2" queue="$3" prefetch="$4"
+    local errlog="$WORK/server.$SERVERS_STARTED.$kind.log" pid deadline status
+    SERVERS_STARTED=$((SERVERS_STARTED + 1))
+    : >"$errlog"
+    case "$kind" in
+    fib) "$SERVER_BIN" --quiet --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
+    floor) "$FLOOR_BIN" server --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
+    esac
+    pid=$!
+    SERVER_PIDS+=("$pid")
+    deadline=$((SECONDS + READY_TIMEOUT))
+    until grep -qw ready "$errlog"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            status=0
+            wait "$pid" || status=$?
+            cat "$errlog" >&2
+            fail "$kind server exited (status $status) before it was ready"
+            return 1
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            cat "$errlog" >&2
+            fail "$kind server not ready after ${READY_TIMEOUT}s"
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# --- clients -----------------------------------------------------------------
+
+# client_command KIND EXCHANGE COUNT INFLIGHT: the command line, in CMD.
+client_command() {
+    local kind="$1" exchange="$2" count="$3" inflight="$4"
+    case "$kind" in
+    fib)
+        CMD=("$CLIENT_BIN" --quiet --json --count "$count" --exchange "$exchange")
+        if [ "$inflight" -gt 1 ]; then CMD+=(--inflight "$inflight"); fi
+        ;;
+    floor) CMD=("$FLOOR_BIN" client --json --count "$count" --inflight "$inflight" --exchange "$exchange") ;;
+    esac
+}
+
+# json_number JSON KEY: the first number after "KEY": in a one-line JSON object.
+json_number() { sed -n "s/.*\"$2\":\([-0-9.eE+]*\).*/\1/p" <<<"$1"; }
+
+# run_client KIND EXCHANGE COUNT INFLIGHT RESULTS: one timed run; appends
+# "mean p50 p99 req/s cpu-us-per-request" to RESULTS and logs a line, or
+# returns 1.
+run_client() {
+    local kind="$1" exchange="$2" count="$3" inflight="$4" results="$5"
+    local out="$WORK/client.out" err="$WORK/client.err" cpu="$WORK/client.cpu" json seconds
+    client_command "$kind" "$exchange" "$count" "$inflight"
+    # The subshell's only child is the client, so the second line of `times`
+    # is the client's user and sys CPU. The client bounds every wait itself
+    # (--timeout, 10 s by default).
+    if ! (
+        rc=0
+        "${CMD[@]}" >"$out" 2>"$err" || rc=$?
+        times >"$cpu"
+        exit "$rc"
+    ); then
+        cat "$err" >&2
+        fail "$kind client failed: ${CMD[*]}"
+        return 1
+    fi
+    json="$(tail -n 1 "$out")"
+    if [ "$(json_number "$json" failures)" != 0 ]; then
+        fail "$kind client reported failures: $json"
+        return 1
+    fi
+    seconds="$(awk 'NR == 2 { split($1, u, "m"); split($2, s, "m"); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$cpu")"
+    printf '%s %s %s %s %s\n' \
+        "$(json_number "$json" mean)" "$(json_number "$json" p50)" "$(json_number "$json" p99)" \
+        "$(json_number "$json" requests_per_second)" \
+        "$(awk -v s="$seconds" -v n="$count" 'BEGIN { print s * 1e6 / n }')" >>"$results"
+    log "  $kind: $(tail -n 1 "$results" | awk '{ printf "mean %.0f us, p99 %.0f us, %.0f req/s, client CPU %.1f us/req", $1, $3, $4, $5 }')"
+}
+
+# warm_up KIND EXCHANGE INFLIGHT: an untimed short run, so that the first timed
+# run does not pay for cold caches in the broker and the programs.
+warm_up() {
+    [ "$WARMUP" -gt 0 ] || return 0
+    client_command "$1" "$2" "$WARMUP" "$3"
+    if ! "${CMD[@]}" >/dev/null 2>"$WORK/warmup.err"; then
+        cat "$WORK/warmup.err" >&2
+        fail "$1 warm-up failed: ${CMD[*]}"
+        return 1
+    fi
+}
+
+# median FILE COLUMN
+median() {
+    awk -v c="$2" '{ print $c }' "$1" | sort -g |
+        awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+round() { awk -v x="$1" -v d="${2:-0}" 'BEGIN { printf "%.*f", d, x }'; }
+
+# bench_config NAME KINDS INFLIGHT PREFETCH SERVERS COUNT: starts SERVERS
+# servers of each kind in KINDS ("fib floor" or "floor") on fresh topologies,
+# then runs the clients REPS times, alternating kinds. Results in
+# $WORK/NAME.KIND.tsv. A failed attempt (say the broker restarted under us) is
+# retried once from scratch; a second failure ends the script.
+bench_config() {
+    local name="$1" kinds="$2" inflight="$3" prefetch="$4" servers="$5" count="$6"
+    local attempt kind
+    log "$name: in flight $inflight, prefetch $prefetch, $servers server(s), $count requests x $REPS"
+    for attempt in 1 2; do
+        for kind in $kinds; do rm -f "$WORK/$name.$kind.tsv"; done
+        # Called as a condition, so errexit is off inside: every step checks.
+        if attempt_config "$attempt" "$@"; then
+            stop_servers
+            delete_topologies
+            return 0
+        fi
+        stop_servers
+        delete_topologies
+        log "$name: attempt $attempt failed"
+    done
+    die "$name failed twice; see the messages above"
+}
+
+attempt_config() {
+    local attempt="$1" name="$2" kinds="$3" inflight="$4" prefetch="$5" servers="$6" count="$7"
+    local kind i rep exchange queue
+    for kind in $kinds; do
+        exchange="$RUN_ID.$name.$attempt.$kind"
+        queue="$exchange.requests"
+        TOPOLOGIES+=("$exchange $queue")
+        for ((i = 0; i < servers; i++)); do
+            start_server "$kind" "$exchange" "$queue" "$prefetch" || return 1
+        done
+        warm_up "$kind" "$exchange" "$inflight" || return 1
+    done
+    for ((rep = 1; rep <= REPS; rep++)); do
+        log " run $rep/$REPS"
+        for kind in $kinds; do
+            run_client "$kind" "$RUN_ID.$name.$attempt.$kind" "$count" "$inflight" "$WORK/$name.$kind.tsv" || return 1
+        done
+    done
+}
+
+# --- build and describe the machine ------------------------------------------
+
+bash scripts/broker.sh >&2
+log "building (release)"
+cargo build --release -p fib-server -p fib-client --bins --examples >&2
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true </dev/null 2>/dev/null; then
+        sudo -n "$@"
+    else
+        return 1
+    fi
+}
+rabbitmq_version="$(as_root timeout 20 rabbitmqctl -q version 2>/dev/null </dev/null || true)"
+cpu_model="$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)"
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi
+# shellcheck disable=SC2001 # needs a regex
+masked_url="$(sed 's#^\([a-z]*://[^:@/]*\):[^@/]*@#\1:***@#' <<<"${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}")"
+
+HAS_INFLIGHT=0
+if "$CLIENT_BIN" --help 2>/dev/null | grep -q -- '--inflight'; then HAS_INFLIGHT=1; fi
+
+started=$SECONDS
+
+# --- measure -------------------------------------------------------------------
+
+bench_config seq "fib floor" 1 1 1 "$SEQ_COUNT"
+
+PIPE_CONFIGS=()
+for inflight in 16 64; do
+    for prefetch in 1 50; do
+        for servers in 1 2; do
+            PIPE_CONFIGS+=("$inflight $prefetch $servers")
+        done
+    done
+done
+if [ "$HAS_INFLIGHT" -eq 1 ]; then pipe_kinds="fib floor"; else pipe_kinds="floor"; fi
+for config in "${PIPE_CONFIGS[@]}"; do
+    # shellcheck disable=SC2086 # "inflight prefetch servers"
+    set -- $config
+    bench_config "pipe-$1-$2-$3" "$pipe_kinds" "$1" "$2" "$3" "$PIPE_COUNT"
+done
+
+fib_table=""
+fib_note=""
+if [ -x scripts/fib-vs-gmp.sh ]; then
+    log "fib(n): scripts/fib-vs-gmp.sh"
+    if ! fib_table="$(scripts/fib-vs-gmp.sh)"; then
+        fib_note="scripts/fib-vs-gmp.sh failed; see its messages on stderr."
+        fib_table=""
+    fi
+else
+    fib_note="Not measured: scripts/fib-vs-gmp.sh is missing or not executable."
+fi
+
+elapsed=$((SECONDS - started))
+
+# --- report ---------------------------------------------------------------------
+
+seq_cell() { round "$(median "$WORK/seq.$1.tsv" "$2")" "${3:-0}"; }
+
+cat <<EOF
+# fib-rpc benchmarks
+
+$(date -u '+%Y-%m-%d %H:%M UTC') · $(uname -srm) · ${cpu_model:-unknown CPU} · $(nproc) cores · RabbitMQ ${rabbitmq_version:-unknown} · $(rustc --version)
+
+Commit $commit; broker $masked_url.
+Measured by \`scripts/bench.sh\` in ${elapsed} s; every figure is the median
+of $REPS runs, column by column.
+
+The *floor* is \`fib-client/examples/floor.rs\`: the same connection code
+(TCP_NODELAY), declarations and message properties (persistent requests and
+replies, mandatory publish, manual acks), with a server that echoes the
+request body and a client that only waits. Each configuration runs fib-rpc
+and the floor on their own fresh exchange and queue, alternating run by run,
+after a warm-up of $WARMUP requests each. Client CPU is the client process's
+user+sys time divided by the request count, connection set-up included.
+
+## Sequential: $SEQ_COUNT requests, one at a time, one server, prefetch 1
+
+| | mean µs | p50 µs | p99 µs | req/s | client CPU µs/req |
+|---|---:|---:|---:|---:|---:|
+| fib-rpc | $(seq_cell fib 1) | $(seq_cell fib 2) | $(seq_cell fib 3) | $(seq_cell fib 4) | $(seq_cell fib 5 1) |
+| floor | $(seq_cell floor 1) | $(seq_cell floor 2) | $(seq_cell floor 3) | $(seq_cell floor 4) | $(seq_cell floor 5 1) |
+| fib-rpc / floor | $(ratio "$(median "$WORK/seq.fib.tsv" 1)" "$(median "$WORK/seq.floor.tsv" 1)") | $(ratio "$(median "$WORK/seq.fib.tsv" 2)" "$(median "$WORK/seq.floor.tsv" 2)") | $(ratio "$(median "$WORK/seq.fib.tsv" 3)" "$(median "$WORK/seq.floor.tsv" 3)") | $(ratio "$(median "$WORK/seq.fib.tsv" 4)" "$(median "$WORK/seq.floor.tsv" 4)") | $(ratio "$(median "$WORK/seq.fib.tsv" 5)" "$(median "$WORK/seq.floor.tsv" 5)") |
+
+fib-client asks for n = 0 .. $((SEQ_COUNT - 1)) and checks each reply against
+its own F(n); the floor sends the same bodies and gets them back.
+
+## Pipelined: $PIPE_COUNT requests, K in flight
+
+fib-client \`--inflight K\`, fib-server \`--prefetch P\`; the floor likewise.
+fib-rpc replies are F(n) for n up to $((PIPE_COUNT - 1)), up to $(awk -v n="$PIPE_COUNT" 'BEGIN { printf "%d", (n - 1) * 0.20898764 + 1 }') digits;
+the floor's replies are the request bodies, a few bytes.
+
+| in flight | prefetch | servers | fib-rpc req/s | floor req/s | fib-rpc / floor | fib-rpc CPU µs/req | floor CPU µs/req |
+|---:|---:|---:|---:|---:|---:|---:|---:|
+EOF
+for config in "${PIPE_CONFIGS[@]}"; do
+    # shellcheck disable=SC2086
+    set -- $config
+    name="pipe-$1-$2-$3"
+    floor_rps="$(median "$WORK/$name.floor.tsv" 4)"
+    floor_cpu="$(round "$(median "$WORK/$name.floor.tsv" 5)" 1)"
+    if [ "$HAS_INFLIGHT" -eq 1 ]; then
+        fib_rps="$(median "$WORK/$name.fib.tsv" 4)"
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$2" "$3" \
+            "$(round "$fib_rps")" "$(round "$floor_rps")" "$(ratio "$fib_rps" "$floor_rps")" \
+            "$(round "$(median "$WORK/$name.fib.tsv" 5)" 1)" "$floor_cpu"
+    else
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$2" "$3" \
+            "n/a (fib-client has no --inflight yet)" "$(round "$floor_rps")" "n/a" "n/a" "$floor_cpu"
+    fi
+done
+cat <<EOF
+
+## fib(n)
+
+EOF
+if [ -n "$fib_table" ]; then
+    printf '%s\n' "$fib_table"
+else
+    printf '%s\n' "$fib_note"
+fi
+log "done in $((SECONDS - started)) s of measuring"
