@@ -9,6 +9,7 @@ pub mod failure;
 pub mod fibonacci;
 pub mod logging;
 pub mod protocol;
+pub mod sequence;
 pub mod topology;
 
 pub use connection::{open_connection, AmqpUrl, ConnectionSettings};

@@ -36,7 +36,8 @@ pub struct Cli {
     /// Routing key of the requests (the server's binding `#` takes any).
     #[arg(long, default_value = DEFAULT_ROUTING_KEY)]
     pub routing_key: String,
-    /// Number of requests, for n = start, start+1, ...
+    /// Number of requests, for n = start, start+1, ... (n at most 10,000,000:
+    /// the client checks each reply against its own F(n))
     #[arg(long, default_value_t = 2000, conflicts_with = "n")]
     pub count: u64,
     /// First n of the run.

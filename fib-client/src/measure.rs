@@ -12,6 +12,7 @@ use crate::rpc::{Event, RpcSession};
 use anyhow::Result;
 use common::failure::Failure;
 use common::protocol::Reply;
+use common::sequence::DecimalSequence;
 use log::{debug, warn};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -82,6 +83,8 @@ struct Pending {
 pub struct Run {
     plan: Plan,
     next_n: u64,
+    /// F(next_n), F(next_n + 1), ...: what the replies must say.
+    expected: DecimalSequence,
     pending: BTreeMap<u64, Pending>,
     by_id: HashMap<String, u64>,
     round_trips: Vec<RoundTrip>,
@@ -94,6 +97,7 @@ impl Run {
         let count = plan.requests.end.saturating_sub(plan.requests.start);
         Run {
             next_n: plan.requests.start,
+            expected: DecimalSequence::starting_at(plan.requests.start),
             round_trips: Vec::with_capacity(count.min(1 << 20) as usize),
             plan,
             pending: BTreeMap::new(),
@@ -157,7 +161,7 @@ impl Run {
         let id = session.send(n)?;
         self.next_n += 1;
         // Computed after publishing, while the server works on the same n.
-        let expected = common::fibonacci(n).to_string();
+        let expected = self.expected.next().unwrap_or_default();
         self.by_id.insert(id.clone(), n);
         self.pending.insert(
             n,

@@ -229,12 +229,26 @@ fn direct_reply_to_runs_are_all_correct() -> Result<()> {
     let scratch = Scratch::new("direct");
     let _server = InProcessServer::start(scratch.server_settings())?;
     for inflight in ["1", "16"] {
-        let args = ["--count", "300", "--reply-to", "direct", "--inflight", inflight, "--json"];
+        let args = [
+            "--count",
+            "300",
+            "--reply-to",
+            "direct",
+            "--inflight",
+            inflight,
+            "--json",
+        ];
         let mut run = client(&scratch, &args)?;
         assert_eq!(run.wait(WAIT)?.code(), Some(0), "{:?}", run.stderr());
         let summary = json_summary(&run)?;
-        assert_eq!((summary["ok"].as_u64(), summary["failures"].as_u64()), (Some(300), Some(0)));
-        assert!(run.stderr().join("\n").contains("replies on \"amq.rabbitmq.reply-to\""));
+        assert_eq!(
+            (summary["ok"].as_u64(), summary["failures"].as_u64()),
+            (Some(300), Some(0))
+        );
+        assert!(run
+            .stderr()
+            .join("\n")
+            .contains("replies on \"amq.rabbitmq.reply-to\""));
     }
     Ok(())
 }
