@@ -5,6 +5,7 @@
 pub mod backoff;
 pub mod connection;
 pub mod consumer;
+pub mod decimal;
 pub mod failure;
 pub mod fibonacci;
 pub mod logging;
@@ -14,4 +15,4 @@ pub mod topology;
 
 pub use connection::{open_connection, AmqpUrl, ConnectionSettings};
 pub use failure::{exit_code, Failure};
-pub use fibonacci::fibonacci;
+pub use fibonacci::{fibonacci, fibonacci_decimal};

@@ -5,7 +5,7 @@
 //! to decimal conversion (about 30 µs at n = 20,000); here each step is one
 //! addition in base 10^18, where printing is just zero-padding.
 
-use crate::fibonacci;
+use crate::fibonacci::fibonacci_decimal;
 use std::fmt::Write;
 
 const BASE: u64 = 1_000_000_000_000_000_000;
@@ -21,8 +21,8 @@ pub struct DecimalSequence {
 impl DecimalSequence {
     pub fn starting_at(n: u64) -> DecimalSequence {
         DecimalSequence {
-            current: limbs(&fibonacci(n).to_string()),
-            next: limbs(&fibonacci(n + 1).to_string()),
+            current: limbs(&fibonacci_decimal(n)),
+            next: limbs(&fibonacci_decimal(n + 1)),
         }
     }
 }
@@ -87,6 +87,7 @@ fn decimal(limbs: &[u64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fibonacci;
 
     #[test]
     fn matches_fast_doubling_from_any_start() {

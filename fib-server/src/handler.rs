@@ -23,7 +23,7 @@ pub fn answer(body: &[u8], max_n: u64) -> Answer {
     match protocol::parse_request(body, max_n) {
         Ok(n) => Answer::Value {
             n,
-            digits: common::fibonacci(n).to_string(),
+            digits: common::fibonacci_decimal(n),
         },
         Err(error) => Answer::Refused(error),
     }
