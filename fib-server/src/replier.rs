@@ -80,22 +80,37 @@ impl<'a> Replier<'a> {
         confirms.parked.front().map(|(_, at)| *at + CONFIRM_TIMEOUT)
     }
 
-    /// Acks (or, for a refused reply, requeues) the requests a confirm covers.
-    pub(crate) fn on_confirm(&mut self, confirm: Confirm) -> Result<()> {
+    /// Acks (or, for a refused reply, requeues) the requests that `first`
+    /// and any confirms already waiting behind it cover. A run of confirmed
+    /// requests is acked with one `multiple` ack: requests are parked in
+    /// delivery order, so every earlier tag is already settled.
+    pub(crate) fn on_confirm(&mut self, first: Confirm) -> Result<()> {
         let Some(confirms) = &mut self.confirms else {
             return Ok(());
         };
-        for confirm in confirms.smoother.process(confirm) {
-            let Some((request, _)) = confirms.parked.pop_front() else {
-                return Err(Failure::Broker(format!("a confirm for no reply: {confirm:?}")).into());
-            };
-            match confirm {
-                Confirm::Ack(_) => request.ack(self.channel)?,
-                Confirm::Nack(_) => {
-                    warn!("the broker refused a reply; requeueing its request");
-                    request.nack(self.channel, true)?;
+        let mut last_confirmed: Option<Delivery> = None;
+        let mut next = Some(first);
+        while let Some(raw) = next.take().or_else(|| confirms.receiver.try_recv().ok()) {
+            for confirm in confirms.smoother.process(raw) {
+                let Some((request, _)) = confirms.parked.pop_front() else {
+                    return Err(
+                        Failure::Broker(format!("a confirm for no reply: {confirm:?}")).into(),
+                    );
+                };
+                match confirm {
+                    Confirm::Ack(_) => last_confirmed = Some(request),
+                    Confirm::Nack(_) => {
+                        if let Some(done) = last_confirmed.take() {
+                            done.ack_multiple(self.channel)?;
+                        }
+                        warn!("the broker refused a reply; requeueing its request");
+                        request.nack(self.channel, true)?;
+                    }
                 }
             }
+        }
+        if let Some(done) = last_confirmed {
+            done.ack_multiple(self.channel)?;
         }
         Ok(())
     }
