@@ -18,7 +18,8 @@
 #
 # Env: BENCH_REPS (default 5), BENCH_SEQ_COUNT (2000),
 #      BENCH_PIPELINE_COUNT (20000), BENCH_WARMUP (requests per client before
-#      the timed runs of a configuration, 200; 0 for none), AMQP_URL.
+#      the timed runs of a configuration, 200; 0 for none),
+#      BENCH_MEMORY_COUNT (requests of the server memory run, 100000), AMQP_URL.
 # Exchanges and queues are named bench.<random>.*; all are deleted on exit.
 set -euo pipefail
 
@@ -111,7 +112,8 @@ start_server() {
     SERVERS_STARTED=$((SERVERS_STARTED + 1))
     : >"$errlog"
     case "$kind" in
-    fib) "$SERVER_BIN" --quiet --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
+    fib | fibdirect) "$SERVER_BIN" --quiet --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
+    fibnc) "$SERVER_BIN" --quiet --no-confirm --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
     floor) "$FLOOR_BIN" server --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
     esac
     pid=$!
@@ -140,9 +142,10 @@ start_server() {
 client_command() {
     local kind="$1" exchange="$2" count="$3" inflight="$4"
     case "$kind" in
-    fib)
+    fib | fibnc | fibdirect)
         CMD=("$CLIENT_BIN" --quiet --json --count "$count" --exchange "$exchange")
         if [ "$inflight" -gt 1 ]; then CMD+=(--inflight "$inflight"); fi
+        if [ "$kind" = fibdirect ]; then CMD+=(--reply-to direct); fi
         ;;
     floor) CMD=("$FLOOR_BIN" client --json --count "$count" --inflight "$inflight" --exchange "$exchange") ;;
     esac
@@ -203,6 +206,7 @@ median() {
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 round() { awk -v x="$1" -v d="${2:-0}" 'BEGIN { printf "%.*f", d, x }'; }
 
 # bench_config NAME KINDS INFLIGHT PREFETCH SERVERS COUNT: starts SERVERS
@@ -278,7 +282,7 @@ started=$SECONDS
 
 # --- measure -------------------------------------------------------------------
 
-bench_config seq "fib floor" 1 1 1 "$SEQ_COUNT"
+bench_config seq "fib fibnc fibdirect floor" 1 1 1 "$SEQ_COUNT"
 
 PIPE_CONFIGS=()
 for inflight in 16 64; do
@@ -294,6 +298,21 @@ for config in "${PIPE_CONFIGS[@]}"; do
     set -- $config
     bench_config "pipe-$1-$2-$3" "$pipe_kinds" "$1" "$2" "$3" "$PIPE_COUNT"
 done
+
+# Server memory through a long pipelined run: the peak resident set (VmHWM).
+MEM_COUNT="${BENCH_MEMORY_COUNT:-100000}"
+log "memory: fib-server through $MEM_COUNT requests, 64 in flight, prefetch 50"
+mem_exchange="$RUN_ID.memory.fib"
+TOPOLOGIES+=("$mem_exchange $mem_exchange.requests")
+start_server fib "$mem_exchange" "$mem_exchange.requests" 50 || die "memory: server did not start"
+mem_pid="${SERVER_PIDS[-1]}"
+mem_start_kib="$(awk '/^VmRSS:/ { print $2 }' "/proc/$mem_pid/status")"
+"$CLIENT_BIN" --quiet --json --count "$MEM_COUNT" --inflight 64 --exchange "$mem_exchange" >"$WORK/memory.json" ||
+    die "memory: client failed"
+mem_peak_kib="$(awk '/^VmHWM:/ { print $2 }' "/proc/$mem_pid/status")"
+mem_end_kib="$(awk '/^VmRSS:/ { print $2 }' "/proc/$mem_pid/status")"
+stop_servers
+delete_topologies
 
 fib_table=""
 fib_note=""
@@ -335,11 +354,20 @@ user+sys time divided by the request count, connection set-up included.
 | | mean µs | p50 µs | p99 µs | req/s | client CPU µs/req |
 |---|---:|---:|---:|---:|---:|
 | fib-rpc | $(seq_cell fib 1) | $(seq_cell fib 2) | $(seq_cell fib 3) | $(seq_cell fib 4) | $(seq_cell fib 5 1) |
+| fib-rpc, server \`--no-confirm\` | $(seq_cell fibnc 1) | $(seq_cell fibnc 2) | $(seq_cell fibnc 3) | $(seq_cell fibnc 4) | $(seq_cell fibnc 5 1) |
+| fib-rpc, client \`--reply-to direct\` | $(seq_cell fibdirect 1) | $(seq_cell fibdirect 2) | $(seq_cell fibdirect 3) | $(seq_cell fibdirect 4) | $(seq_cell fibdirect 5 1) |
 | floor | $(seq_cell floor 1) | $(seq_cell floor 2) | $(seq_cell floor 3) | $(seq_cell floor 4) | $(seq_cell floor 5 1) |
 | fib-rpc / floor | $(ratio "$(median "$WORK/seq.fib.tsv" 1)" "$(median "$WORK/seq.floor.tsv" 1)") | $(ratio "$(median "$WORK/seq.fib.tsv" 2)" "$(median "$WORK/seq.floor.tsv" 2)") | $(ratio "$(median "$WORK/seq.fib.tsv" 3)" "$(median "$WORK/seq.floor.tsv" 3)") | $(ratio "$(median "$WORK/seq.fib.tsv" 4)" "$(median "$WORK/seq.floor.tsv" 4)") | $(ratio "$(median "$WORK/seq.fib.tsv" 5)" "$(median "$WORK/seq.floor.tsv" 5)") |
 
-fib-client asks for n = 0 .. $((SEQ_COUNT - 1)) and checks each reply against
-its own F(n); the floor sends the same bodies and gets them back.
+The first ratio row is fib-rpc as shipped (publisher confirms on) over the
+floor; the others compare each variant with the floor. fib-client asks for
+n = 0 .. $((SEQ_COUNT - 1)) and checks each reply against its own F(n); the
+floor sends the same bodies and gets them back.
+
+| ratio to floor | mean | p50 | p99 |
+|---|---:|---:|---:|
+| server \`--no-confirm\` | $(ratio "$(median "$WORK/seq.fibnc.tsv" 1)" "$(median "$WORK/seq.floor.tsv" 1)") | $(ratio "$(median "$WORK/seq.fibnc.tsv" 2)" "$(median "$WORK/seq.floor.tsv" 2)") | $(ratio "$(median "$WORK/seq.fibnc.tsv" 3)" "$(median "$WORK/seq.floor.tsv" 3)") |
+| client \`--reply-to direct\` | $(ratio "$(median "$WORK/seq.fibdirect.tsv" 1)" "$(median "$WORK/seq.floor.tsv" 1)") | $(ratio "$(median "$WORK/seq.fibdirect.tsv" 2)" "$(median "$WORK/seq.floor.tsv" 2)") | $(ratio "$(median "$WORK/seq.fibdirect.tsv" 3)" "$(median "$WORK/seq.floor.tsv" 3)") |
 
 ## Pipelined: $PIPE_COUNT requests, K in flight
 
@@ -367,6 +395,12 @@ for config in "${PIPE_CONFIGS[@]}"; do
     fi
 done
 cat <<EOF
+
+## Server memory
+
+fib-server (one, \`--prefetch 50\`) through $MEM_COUNT requests from
+\`fib-client --inflight 64\`: resident $(mib "$mem_start_kib") MiB when ready,
+peak $(mib "$mem_peak_kib") MiB (VmHWM), $(mib "$mem_end_kib") MiB at the end.
 
 ## fib(n)
 
