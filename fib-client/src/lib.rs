@@ -63,14 +63,11 @@ fn single(n: u64, options: &Options) -> Result<Outcome> {
             writeln!(std::io::stdout(), "{digits}")?;
             true
         }
-        Some((Verdict::Refused { code, message }, _)) => {
-            log::error!("the server refused n={n}: {code}: {message}");
+        Some((verdict, _)) => {
+            log::error!("n={n}: {verdict}");
             false
         }
-        other => {
-            log::error!("wrong reply for n={n}: {other:?}");
-            false
-        }
+        None => false,
     };
     Ok(Outcome::Single { correct })
 }
@@ -85,8 +82,8 @@ fn benchmark(options: &Options) -> Result<Outcome> {
     let reconnects = connect::with_sessions(options, &mut |session, number| {
         run.drive(session, number, &mut |trip, reply| {
             progress.observe(trip, reply);
-            if let Verdict::Wrong { .. } | Verdict::Refused { .. } = trip.verdict {
-                log::warn!("n={}: {:?}", trip.n, trip.verdict);
+            if !trip.is_correct() {
+                log::warn!("n={}: {}", trip.n, trip.verdict);
             }
         })
     })?;

@@ -51,6 +51,21 @@ pub enum Verdict {
     Refused { code: String, message: String },
 }
 
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Correct => f.write_str("correct"),
+            Verdict::Wrong { got } => write!(
+                f,
+                "wrong reply {} ({} digits)",
+                common::protocol::abbreviate(got, 20),
+                got.len()
+            ),
+            Verdict::Refused { code, message } => write!(f, "error reply {code}: {message}"),
+        }
+    }
+}
+
 impl RoundTrip {
     pub fn is_correct(&self) -> bool {
         self.verdict == Verdict::Correct
