@@ -27,87 +27,65 @@ fn assert_all_correct(figures: &Figures, count: u64) {
     );
 }
 
-#[test]
-fn server_killed_mid_run_then_restarted() -> Result<()> {
+/// A client run of `count` during which the first server gets `signal`;
+/// another server, consuming from the start (`spare`) or started after the
+/// signal, finishes the run. Nothing may be lost: every reply correct, no
+/// resend (the broker redelivers what the first server held), queue empty.
+fn server_interrupted_mid_run(scenario: &str, signal: &str, spare: bool, count: u64) -> Result<()> {
     let user = SecretUser::create()?;
-    let scratch = Scratch::new("kill9");
+    let scratch = Scratch::new("interrupted");
     let mut first = start_server(&user.url(), &scratch, &["--quiet"])?;
-    let mut client = start_client(&user.url(), &scratch, &["--count", "2000"])?;
+    let spare = if spare {
+        Some(start_server(&user.url(), &scratch, &["--quiet"])?)
+    } else {
+        None
+    };
+    let mut client = start_client(&user.url(), &scratch, &["--count", &count.to_string()])?;
     wait_for_reply(&client, 500)?;
-    first.signal("KILL")?;
-    first.wait(WAIT)?;
-    let mut second = start_server(&user.url(), &scratch, &["--quiet"])?;
+    first.signal(signal)?;
+    let status = first.wait(WAIT)?;
+    if signal == "TERM" {
+        assert_eq!(status.code(), Some(0), "{:?}", first.stderr());
+        assert!(first
+            .stderr()
+            .iter()
+            .any(|l| l.contains("fib-server stopped")));
+    }
+    let mut next = match spare {
+        Some(server) => server,
+        None => start_server(&user.url(), &scratch, &["--quiet"])?,
+    };
     assert_eq!(client.wait(WAIT)?.code(), Some(0), "{:?}", client.stderr());
     let figures = Figures::of(&client)?;
-    assert_all_correct(&figures, 2000);
-    // The request the dead server held was redelivered, not resent.
+    assert_all_correct(&figures, count);
     assert_eq!(figures.resends, 0);
-    second.signal("TERM")?;
-    assert_eq!(second.wait(WAIT)?.code(), Some(0));
+    next.signal("TERM")?;
+    assert_eq!(next.wait(WAIT)?.code(), Some(0));
     let depth = depth(&scratch)?;
     assert_eq!(depth, 0);
-    eprintln!(
-        "{}",
-        figures.line("server SIGKILL mid-run, restarted", depth)
-    );
-    assert_password_hidden(&user, &[&first, &second, &client]);
+    eprintln!("{}", figures.line(scenario, depth));
+    assert_password_hidden(&user, &[&first, &next, &client]);
     Ok(())
+}
+
+#[test]
+fn server_killed_mid_run_then_restarted() -> Result<()> {
+    server_interrupted_mid_run("server SIGKILL mid-run, restarted", "KILL", false, 2000)
 }
 
 #[test]
 fn server_killed_mid_run_with_a_second_one_consuming() -> Result<()> {
-    let user = SecretUser::create()?;
-    let scratch = Scratch::new("kill9pair");
-    let mut doomed = start_server(&user.url(), &scratch, &["--quiet"])?;
-    let mut survivor = start_server(&user.url(), &scratch, &["--quiet"])?;
-    let mut client = start_client(&user.url(), &scratch, &["--count", "2000"])?;
-    wait_for_reply(&client, 500)?;
-    doomed.signal("KILL")?;
-    doomed.wait(WAIT)?;
-    assert_eq!(client.wait(WAIT)?.code(), Some(0), "{:?}", client.stderr());
-    let figures = Figures::of(&client)?;
-    assert_all_correct(&figures, 2000);
-    assert_eq!(figures.resends, 0);
-    survivor.signal("TERM")?;
-    assert_eq!(survivor.wait(WAIT)?.code(), Some(0));
-    let depth = depth(&scratch)?;
-    assert_eq!(depth, 0);
-    eprintln!(
-        "{}",
-        figures.line("server SIGKILL mid-run, second server consuming", depth)
-    );
-    assert_password_hidden(&user, &[&doomed, &survivor, &client]);
-    Ok(())
+    server_interrupted_mid_run(
+        "server SIGKILL mid-run, second server consuming",
+        "KILL",
+        true,
+        2000,
+    )
 }
 
 #[test]
 fn sigterm_under_load_loses_nothing() -> Result<()> {
-    let user = SecretUser::create()?;
-    let scratch = Scratch::new("term");
-    let mut first = start_server(&user.url(), &scratch, &["--quiet"])?;
-    let mut client = start_client(&user.url(), &scratch, &["--count", "3000"])?;
-    wait_for_reply(&client, 500)?;
-    first.signal("TERM")?;
-    assert_eq!(first.wait(WAIT)?.code(), Some(0), "{:?}", first.stderr());
-    assert!(first
-        .stderr()
-        .iter()
-        .any(|l| l.contains("fib-server stopped")));
-    let mut second = start_server(&user.url(), &scratch, &["--quiet"])?;
-    assert_eq!(client.wait(WAIT)?.code(), Some(0), "{:?}", client.stderr());
-    let figures = Figures::of(&client)?;
-    assert_all_correct(&figures, 3000);
-    assert_eq!(figures.resends, 0);
-    second.signal("TERM")?;
-    assert_eq!(second.wait(WAIT)?.code(), Some(0));
-    let depth = depth(&scratch)?;
-    assert_eq!(depth, 0);
-    eprintln!(
-        "{}",
-        figures.line("server SIGTERM mid-run, restarted", depth)
-    );
-    assert_password_hidden(&user, &[&first, &second, &client]);
-    Ok(())
+    server_interrupted_mid_run("server SIGTERM mid-run, restarted", "TERM", false, 3000)
 }
 
 #[test]
