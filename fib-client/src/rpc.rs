@@ -4,7 +4,7 @@
 //! correlation id. Waits block on the reply consumer, on returned (unroutable)
 //! requests and on a deadline at once, so an idle wait costs no CPU.
 
-use amiquip::{AmqpProperties, Return};
+use amiquip::Return;
 use amiquip::{Channel, Consumer, ConsumerMessage, ConsumerOptions, Publish, QueueDeclareOptions};
 use anyhow::{Context, Result};
 use common::failure::Failure;
@@ -132,8 +132,7 @@ impl<'a> RpcSession<'a> {
     /// `mandatory` makes the broker return it if no queue is bound.
     pub fn send(&self, n: u64) -> Result<String> {
         let correlation_id = Uuid::new_v4().to_string();
-        let properties: AmqpProperties =
-            protocol::request_properties(&correlation_id, self.replies.name());
+        let properties = protocol::request_properties(&correlation_id, self.replies.name());
         let body = protocol::request_body(n);
         self.channel.basic_publish(
             self.exchange.as_str(),
@@ -160,16 +159,15 @@ impl<'a> RpcSession<'a> {
                 Ok(ended) => Err(common::consumer::ended(&ended)),
                 Err(_) => Err(common::consumer::io_thread_gone()),
             },
-            recv(self.returns) -> returned => {
-                let detail = match returned {
-                    Ok(r) => format!("{} {}", r.reply_code, r.reply_text),
-                    Err(_) => "connection ended".to_string(),
-                };
-                Err(Failure::Unroutable(format!(
-                    "the broker returned the request ({detail}): no queue is bound to exchange \
+            recv(self.returns) -> returned => match returned {
+                Ok(returned) => Err(Failure::Unroutable(format!(
+                    "the broker returned the request ({} {}): no queue is bound to exchange \
                      {:?} for routing key {:?}; fib-server is probably not running",
-                    self.exchange, self.routing_key
-                )).into())
+                    returned.reply_code, returned.reply_text, self.exchange, self.routing_key
+                ))
+                .into()),
+                // The channel's I/O side is gone: a lost connection, not a return.
+                Err(_) => Err(common::consumer::io_thread_gone()),
             },
             recv(crossbeam_channel::at(deadline)) -> _ => Ok(Event::TimedOut),
         }
