@@ -10,10 +10,13 @@ use anyhow::Result;
 use faults::{assert_password_hidden, start_client, start_server, wait_for_reply, Figures};
 use testkit::{BrokerRestarts, Peer, Scratch, SecretUser, WAIT};
 
-/// A run of 3000 with `inflight` requests outstanding (server prefetch
-/// likewise) during which `restart` takes the broker away and back.
+/// A run of `count` with `inflight` requests outstanding (server prefetch
+/// likewise) during which `restart` takes the broker away and back. `count`
+/// must leave the run going for well over the second rabbitmqctl takes to
+/// act; `reconnects >= 1` below catches a run that ended first.
 fn restart_mid_run(
     scenario: &str,
+    count: u64,
     inflight: u16,
     restart: impl FnOnce(&BrokerRestarts) -> Result<()>,
 ) -> Result<()> {
@@ -22,9 +25,10 @@ fn restart_mid_run(
     let scratch = Scratch::new("restart");
     let inflight = inflight.to_string();
     let mut server = start_server(&user.url(), &scratch, &["--prefetch", &inflight])?;
+    let count_arg = count.to_string();
     let args = [
         "--count",
-        "3000",
+        &count_arg,
         "--timeout",
         "10",
         "--inflight",
@@ -42,7 +46,7 @@ fn restart_mid_run(
     let figures = Figures::of(&client)?;
     assert_eq!(
         (figures.count, figures.ok, figures.failures),
-        (3000, 3000, 0),
+        (count, count, 0),
         "{figures:?}"
     );
     assert!(figures.reconnects >= 1, "{figures:?}");
@@ -73,7 +77,7 @@ fn restart_mid_run(
 #[test]
 #[ignore = "restarts the broker: run alone (scripts/test.sh does)"]
 fn broker_app_restarted_mid_run() -> Result<()> {
-    restart_mid_run("broker stop_app/start_app mid-run", 1, |broker| {
+    restart_mid_run("broker stop_app/start_app mid-run", 10_000, 1, |broker| {
         broker.restart_app()
     })
 }
@@ -81,7 +85,7 @@ fn broker_app_restarted_mid_run() -> Result<()> {
 #[test]
 #[ignore = "restarts the broker: run alone (scripts/test.sh does)"]
 fn broker_process_restarted_mid_run() -> Result<()> {
-    restart_mid_run("broker process stop/start mid-run", 1, |broker| {
+    restart_mid_run("broker process stop/start mid-run", 10_000, 1, |broker| {
         broker.restart_node()
     })
 }
@@ -91,6 +95,7 @@ fn broker_process_restarted_mid_run() -> Result<()> {
 fn broker_app_restarted_mid_pipelined_run() -> Result<()> {
     restart_mid_run(
         "broker stop_app/start_app mid-run, 16 in flight",
+        12_000,
         16,
         |broker| broker.restart_app(),
     )
