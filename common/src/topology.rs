@@ -53,3 +53,17 @@ pub fn declare_request_queue<'a>(channel: &'a Channel, topology: &Topology) -> R
     queue.bind(&exchange, topology.binding_key.as_str(), FieldTable::new())?;
     Ok(queue)
 }
+
+/// A reply queue: server-named, exclusive and auto-delete, so the broker
+/// removes it when the connection that declared it ends, however it ends
+/// (the pika client's durable reply queue outlives every run).
+pub fn declare_reply_queue(channel: &Channel) -> Result<Queue<'_>> {
+    channel.queue_declare(
+        "",
+        QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..QueueDeclareOptions::default()
+        },
+    )
+}

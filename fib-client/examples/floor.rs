@@ -19,7 +19,7 @@
 //! Exit codes as fib-client's: 2 bad flags, 3 broker, 4 unroutable (no server),
 //! 5 no reply within --timeout, 1 a reply that is not the echo of its request.
 
-use amiquip::{Channel, ConsumerMessage, ConsumerOptions, Publish, QueueDeclareOptions};
+use amiquip::{Channel, ConsumerMessage, ConsumerOptions, Publish};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use common::failure::Failure;
@@ -239,14 +239,7 @@ fn run_client(
 ) -> Result<Summary> {
     topology::declare_exchange(channel, exchange)?;
     let returns = channel.listen_for_returns()?;
-    let reply_queue = channel.queue_declare(
-        "",
-        QueueDeclareOptions {
-            exclusive: true,
-            auto_delete: true,
-            ..QueueDeclareOptions::default()
-        },
-    )?;
+    let reply_queue = topology::declare_reply_queue(channel)?;
     let consumer = reply_queue.consume(ConsumerOptions {
         no_ack: true,
         exclusive: true,

@@ -5,7 +5,7 @@
 //! requests and on a deadline at once, so an idle wait costs no CPU.
 
 use amiquip::Return;
-use amiquip::{Channel, Consumer, ConsumerMessage, ConsumerOptions, Publish, QueueDeclareOptions};
+use amiquip::{Channel, Consumer, ConsumerMessage, ConsumerOptions, Publish};
 use anyhow::{Context, Result};
 use common::failure::Failure;
 use common::protocol::{self, Reply};
@@ -54,16 +54,8 @@ impl<'a> ReplyQueue<'a> {
                 consumer,
             });
         }
-        let queue = channel
-            .queue_declare(
-                "",
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-            )
-            .context("cannot declare the reply queue")?;
+        let queue =
+            topology::declare_reply_queue(channel).context("cannot declare the reply queue")?;
         let consumer = queue.consume(options)?;
         Ok(ReplyQueue {
             name: queue.name().to_string(),

@@ -3,7 +3,7 @@
 
 use amiquip::{
     AmqpProperties, Channel, Connection, ConsumerMessage, ConsumerOptions, Publish,
-    QueueDeclareOptions, QueueDeleteOptions,
+    QueueDeleteOptions,
 };
 use anyhow::{anyhow, Context, Result};
 use common::protocol::Reply;
@@ -83,14 +83,7 @@ impl Peer {
 
     /// A private reply queue for raw requests.
     pub fn reply_queue(&self) -> Result<ReplyInbox<'_>> {
-        let queue = self.channel.queue_declare(
-            "",
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-        )?;
+        let queue = topology::declare_reply_queue(&self.channel)?;
         let consumer = queue.consume(ConsumerOptions {
             no_ack: true,
             ..ConsumerOptions::default()
