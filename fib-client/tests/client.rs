@@ -171,13 +171,8 @@ fn the_reply_queue_is_gone_after_the_client_exits() -> Result<()> {
     let scratch = Scratch::new("replyq");
     let _server = InProcessServer::start(scratch.server_settings())?;
     let mut run = client(&scratch, &["--count", "5"])?;
-    let line = run.wait_for_line("replies on", WAIT)?;
-    let name = line
-        .rsplit('"')
-        .nth(1)
-        .context("reply queue name in the log line")?
-        .to_string();
-    assert!(name.starts_with("amq.gen-"), "{line}");
+    let name = testkit::client_reply_queue(&run)?;
+    assert!(name.starts_with("amq.gen-"), "{name}");
     assert_eq!(run.wait(WAIT)?.code(), Some(0), "{:?}", run.stderr());
     let mut peer = Peer::connect()?;
     assert_eq!(

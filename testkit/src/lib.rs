@@ -50,6 +50,14 @@ pub fn binary(name: &str) -> std::path::PathBuf {
     }
 }
 
+/// The reply queue a running fib-client logged ("... replies on \"NAME\"").
+pub fn client_reply_queue(client: &Spawned) -> anyhow::Result<String> {
+    let line = client.wait_for_line("replies on", WAIT)?;
+    let name = line.rsplit('"').nth(1);
+    name.map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("no reply queue name in {line:?}"))
+}
+
 /// Generous bound for anything a test waits on: long enough never to fire on
 /// a loaded CI machine, short enough that a hang fails the test.
 pub const WAIT: Duration = Duration::from_secs(30);
