@@ -41,8 +41,8 @@ pub fn ended(message: &ConsumerMessage) -> anyhow::Error {
         | ConsumerMessage::ServerClosedChannel(error) => {
             crate::failure::amqp_error_is_transient(error)
         }
-        // The queue was deleted under us: a new session declares it again.
-        ConsumerMessage::ServerCancelled => true,
+        // Anything else, including the queue deleted under us (a new
+        // session declares it again): a new connection may help.
         _ => true,
     };
     if transient {
