@@ -32,7 +32,7 @@ fi
 log() { echo "fib-vs-gmp: $*" >&2; }
 
 log "building the fib_timing example (release)"
-cargo build --release --quiet -p common --example fib_timing
+cargo build --release --quiet -p fib-math --example fib_timing
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 TIMING="$TARGET_DIR/release/examples/fib_timing"
 THREADS="${THREADS:-$(nproc)}"

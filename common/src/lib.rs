@@ -1,18 +1,16 @@
-//! What `fib-server` and `fib-client` share: the wire protocol, Fibonacci, the
-//! connection settings with the one function that opens a connection, the
-//! error kinds that decide exit codes, and logging set-up.
+//! The AMQP side of what `fib-server` and `fib-client` share: the wire
+//! protocol, the topology both declare, the connection settings with the one
+//! function that opens a connection, the error kinds that decide exit codes,
+//! and logging set-up. The maths lives apart, in `fib-math`.
 
 pub mod backoff;
 pub mod connection;
 pub mod consumer;
-pub mod decimal;
 pub mod failure;
-pub mod fibonacci;
+pub mod lifecycle;
 pub mod logging;
 pub mod protocol;
-pub mod sequence;
 pub mod topology;
 
 pub use connection::{open_connection, AmqpUrl, ConnectionSettings};
 pub use failure::{exit_code, Failure};
-pub use fibonacci::{fibonacci, fibonacci_decimal};

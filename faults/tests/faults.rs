@@ -142,7 +142,7 @@ fn a_lost_request_is_sent_again_after_the_timeout() -> Result<()> {
     let peer = Peer::connect()?;
     peer.declare(&scratch.topology)?;
     let queue = scratch.topology.queue.clone();
-    let count = 20u64;
+    let count = 12u64;
     let server = std::thread::spawn(move || -> Result<()> {
         let consumer = peer
             .channel()
@@ -160,7 +160,7 @@ fn a_lost_request_is_sent_again_after_the_timeout() -> Result<()> {
             if *copies == 2 {
                 let reply_to = delivery.properties.reply_to().clone().context("reply_to")?;
                 let id = delivery.properties.correlation_id().clone();
-                let value = common::fibonacci(n).to_string();
+                let value = fib_math::fibonacci(n).to_string();
                 peer.publish(
                     "",
                     &reply_to,
@@ -177,7 +177,7 @@ fn a_lost_request_is_sent_again_after_the_timeout() -> Result<()> {
     let mut client = start_client(
         &url,
         &scratch,
-        &["--count", "20", "--timeout", "0.2", "--retries", "2"],
+        &["--count", "12", "--timeout", "0.5", "--retries", "2"],
     )?;
     assert_eq!(client.wait(WAIT)?.code(), Some(0), "{:?}", client.stderr());
     server
@@ -190,7 +190,7 @@ fn a_lost_request_is_sent_again_after_the_timeout() -> Result<()> {
     assert_eq!(depth, 0);
     eprintln!(
         "{}",
-        figures.line("first copy of every request lost, --timeout 0.2", depth)
+        figures.line("first copy of every request lost, --timeout 0.5", depth)
     );
     Ok(())
 }
@@ -268,7 +268,7 @@ fn hostile_input_burst_gets_replies_and_memory_stays_flat() -> Result<()> {
             let kind = match (id.as_deref(), &reply) {
                 (Some(id), Reply::Value(digits)) if id.starts_with("good-") => {
                     let n: u64 = id.rsplit('-').next().context("n")?.parse()?;
-                    assert_eq!(digits, &common::fibonacci(n).to_string(), "F({n})");
+                    assert_eq!(digits, &fib_math::fibonacci(n).to_string(), "F({n})");
                     "correct".to_string()
                 }
                 (None, Reply::Value(digits)) => {

@@ -83,6 +83,7 @@ pub struct RpcSession<'a> {
 }
 
 /// What arrived while waiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Reply {
         correlation_id: Option<String>,
@@ -119,10 +120,20 @@ impl<'a> RpcSession<'a> {
     pub fn reply_queue(&self) -> &str {
         self.replies.name()
     }
+}
 
+/// What a run needs from a session. `RpcSession` is the real one; the seam
+/// lets `measure::Run`'s state machine be tested without a broker.
+pub trait RpcTransport {
     /// Publishes a request for F(n) and returns its fresh correlation id.
-    /// `mandatory` makes the broker return it if no queue is bound.
-    pub fn send(&self, n: u64) -> Result<String> {
+    fn send(&self, n: u64) -> Result<String>;
+    /// Blocks until a reply arrives or `deadline` passes.
+    fn next_event(&self, deadline: Instant) -> Result<Event>;
+}
+
+impl RpcTransport for RpcSession<'_> {
+    /// `mandatory` makes the broker return the request if no queue is bound.
+    fn send(&self, n: u64) -> Result<String> {
         let correlation_id = Uuid::new_v4().to_string();
         let properties = protocol::request_properties(&correlation_id, self.replies.name());
         let body = protocol::request_body(n);
@@ -139,9 +150,8 @@ impl<'a> RpcSession<'a> {
         Ok(correlation_id)
     }
 
-    /// Blocks until a reply arrives or `deadline` passes. A returned request
-    /// ends the run: nothing would ever answer it.
-    pub fn next_event(&self, deadline: Instant) -> Result<Event> {
+    /// A returned request ends the run: nothing would ever answer it.
+    fn next_event(&self, deadline: Instant) -> Result<Event> {
         select! {
             recv(self.replies.consumer.receiver()) -> message => match message {
                 Ok(ConsumerMessage::Delivery(delivery)) => Ok(Event::Reply {

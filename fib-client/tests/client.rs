@@ -135,7 +135,7 @@ fn rogue_server(scratch: &Scratch, requests: usize) -> Result<std::thread::JoinH
             let value = if n == 3 {
                 "3".to_string()
             } else {
-                common::fibonacci(n).to_string()
+                fib_math::fibonacci(n).to_string()
             };
             peer.publish(
                 "",

@@ -1,7 +1,7 @@
 //! One request in, one reply out: parse, compute, hand to the replier.
 
 use crate::replier::Replier;
-use amiquip::{Delivery, Publish};
+use amiquip::{Channel, Delivery, Publish};
 use anyhow::Result;
 use common::protocol::{self, abbreviate, RequestError};
 use log::{info, warn};
@@ -23,7 +23,7 @@ pub fn answer(body: &[u8], max_n: u64) -> Answer {
     match protocol::parse_request(body, max_n) {
         Ok(n) => Answer::Value {
             n,
-            digits: common::fibonacci_decimal(n),
+            digits: fib_math::fibonacci_decimal(n),
         },
         Err(error) => Answer::Refused(error),
     }
@@ -33,7 +33,11 @@ pub fn answer(body: &[u8], max_n: u64) -> Answer {
 /// published (and confirmed), so a crash in between leaves it to be
 /// redelivered rather than lost. A bad body gets an error reply and is
 /// acked: it must never loop back.
-pub(crate) fn respond(replier: &mut Replier, delivery: Delivery, max_n: u64) -> Result<()> {
+pub(crate) fn respond(
+    replier: &mut Replier<'_, Channel>,
+    delivery: Delivery,
+    max_n: u64,
+) -> Result<()> {
     let started = Instant::now();
     let correlation_id = delivery.properties.correlation_id().clone();
     let id = correlation_id.as_deref().unwrap_or("-");

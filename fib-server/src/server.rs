@@ -1,16 +1,15 @@
 //! The consume loop: declare, consume with manual acks, answer until told to
-//! stop; when the connection is lost, reconnect with backoff and go on.
+//! stop. Reconnecting after a lost connection is `common::lifecycle`'s job.
 
 use crate::handler;
 use crate::replier::{self, Replier};
 use amiquip::{ConsumerMessage, ConsumerOptions};
 use anyhow::{Context, Result};
-use common::backoff::Backoff;
-use common::failure;
+use common::lifecycle::{self, Ended, Policy, Session};
 use common::topology::{self, Topology};
 use common::ConnectionSettings;
-use crossbeam_channel::{select, Receiver, RecvTimeoutError};
-use log::{debug, info, warn};
+use crossbeam_channel::{select, Receiver};
+use log::{debug, info};
 
 /// Everything the server needs to know, parsed and checked.
 #[derive(Debug, Clone)]
@@ -23,14 +22,6 @@ pub struct Settings {
     pub confirm_replies: bool,
     /// Consumers, each on its own thread and connection.
     pub workers: usize,
-}
-
-/// How a session with the broker ended.
-enum SessionEnd {
-    /// Told to stop.
-    Stopped,
-    /// The connection failed after the server had been ready.
-    Lost(anyhow::Error),
 }
 
 /// Serves requests until a message arrives on `shutdown` or its sender is
@@ -83,69 +74,63 @@ pub fn run(
     })
 }
 
-/// One consumer: sessions, reconnecting after a lost connection.
+/// One consumer, kept consuming across lost connections.
 ///
 /// A first connection that fails is an error (exit 3): the settings are
 /// probably wrong. Once the server has served, a lost connection is retried
 /// with capped backoff until it comes back or the server is stopped.
 fn serve(settings: &Settings, shutdown: &Receiver<()>, on_ready: &dyn Fn()) -> Result<()> {
-    let mut backoff = Backoff::default();
-    let mut served = false;
-    loop {
-        let error = match session(settings, shutdown, &mut || {
-            served = true;
-            backoff.reset();
-            on_ready();
-        }) {
-            Ok(SessionEnd::Stopped) => return Ok(()),
-            Ok(SessionEnd::Lost(error)) => error,
-            Err(error) if served && failure::is_transient(&error) => error,
-            Err(error) => return Err(error),
-        };
-        let delay = backoff.next_delay();
-        warn!("connection lost: {error:#}; reconnecting in {delay:?}");
-        // The wait for the next attempt is also a wait for a stop request.
-        if !matches!(shutdown.recv_timeout(delay), Err(RecvTimeoutError::Timeout)) {
-            info!(target: "startup", "fib-server stopped while reconnecting");
-            return Ok(());
-        }
+    let policy = Policy::UntilStopped(shutdown);
+    let ended = lifecycle::run_sessions(&settings.connection, policy, &mut |session| {
+        consume(settings, session, shutdown, on_ready)
+    })?;
+    match ended {
+        Ended::Done(()) => info!(target: "startup", "fib-server stopped"),
+        Ended::Stopped => info!(target: "startup", "fib-server stopped while reconnecting"),
     }
+    Ok(())
 }
 
-/// One connection's worth of serving.
-fn session(
+/// One session's worth of serving: declare, consume, answer until told to
+/// stop (Ok) or until the session fails (Err, which the lifecycle sorts into
+/// reconnect or give up).
+fn consume(
     settings: &Settings,
+    session: &Session<'_>,
     shutdown: &Receiver<()>,
-    on_ready: &mut dyn FnMut(),
-) -> Result<SessionEnd> {
-    let url = &settings.connection.url;
-    let mut connection = common::open_connection(&settings.connection)?;
-    let channel = connection
-        .open_channel(None)
-        .context("cannot open a channel")?;
+    on_ready: &dyn Fn(),
+) -> Result<()> {
+    let channel = session.channel;
     let queue =
-        topology::declare_request_queue(&channel, &settings.topology).with_context(|| {
+        topology::declare_request_queue(channel, &settings.topology).with_context(|| {
             format!(
                 "cannot declare exchange {:?} and queue {:?}",
                 settings.topology.exchange, settings.topology.queue
             )
         })?;
     channel.qos(0, settings.prefetch, false)?;
-    let mut replier = Replier::new(&channel, settings.confirm_replies)?;
+    let confirms = if settings.confirm_replies {
+        Some(replier::enable_confirms(channel)?)
+    } else {
+        None
+    };
+    let mut replier = Replier::new(channel, confirms, replier::CONFIRM_TIMEOUT);
     let consumer = queue.consume(ConsumerOptions::default())?;
     info!(
         target: "startup",
-        "fib-server ready: consuming {:?} bound to {:?} with {:?} at {url} (prefetch {}, max n {}, reply confirms {})",
+        "fib-server ready: consuming {:?} bound to {:?} with {:?} at {} (prefetch {}, max n {}, reply confirms {})",
         settings.topology.queue,
         settings.topology.exchange,
         settings.topology.binding_key,
+        session.url,
         settings.prefetch,
         settings.max_n,
         if settings.confirm_replies { "on" } else { "off" },
     );
+    session.ready();
     on_ready();
     let confirms = replier.confirms();
-    let lost = loop {
+    loop {
         let overdue = match replier.confirm_deadline() {
             Some(deadline) => crossbeam_channel::at(deadline),
             None => crossbeam_channel::never(),
@@ -153,36 +138,22 @@ fn session(
         select! {
             recv(consumer.receiver()) -> message => match message {
                 Ok(ConsumerMessage::Delivery(delivery)) => {
-                    if let Err(error) = handler::respond(&mut replier, delivery, settings.max_n) {
-                        break error;
-                    }
+                    handler::respond(&mut replier, delivery, settings.max_n)?;
                 }
-                Ok(ended) => break common::consumer::ended(&ended),
-                Err(_) => break common::consumer::io_thread_gone(),
+                Ok(ended) => return Err(common::consumer::ended(&ended)),
+                Err(_) => return Err(common::consumer::io_thread_gone()),
             },
             recv(confirms) -> confirm => match confirm {
-                Ok(confirm) => {
-                    if let Err(error) = replier.on_confirm(confirm) {
-                        break error;
-                    }
-                }
-                Err(_) => break common::consumer::io_thread_gone(),
+                Ok(confirm) => replier.on_confirm(confirm)?,
+                Err(_) => return Err(common::consumer::io_thread_gone()),
             },
-            recv(overdue) -> _ => break replier::overdue(),
+            recv(overdue) -> _ => return Err(replier.overdue()),
             recv(shutdown) -> _ => {
                 debug!("shutting down: cancelling the consumer, settling confirms");
                 common::consumer::cancel(consumer)?;
                 replier.settle()?;
-                channel.close()?;
-                connection.close()?;
-                info!(target: "startup", "fib-server stopped");
-                return Ok(SessionEnd::Stopped);
+                return Ok(());
             }
         }
-    };
-    if failure::is_transient(&lost) {
-        Ok(SessionEnd::Lost(lost))
-    } else {
-        Err(lost)
     }
 }

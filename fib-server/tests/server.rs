@@ -231,7 +231,7 @@ fn workers_share_the_queue_and_stop_together() -> Result<()> {
     for _ in 0..300 {
         let (id, reply) = inbox.next(WAIT)?;
         let n: u64 = id.as_deref().unwrap_or("").parse()?;
-        assert_eq!(reply, Reply::Value(common::fibonacci(n).to_string()));
+        assert_eq!(reply, Reply::Value(fib_math::fibonacci(n).to_string()));
         answered.insert(n);
     }
     assert_eq!(answered.len(), 300);

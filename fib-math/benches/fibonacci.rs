@@ -1,8 +1,8 @@
 //! Criterion benchmarks of F(n) with its decimal digits, n = 10^3 .. 10^7,
 //! and of its two parts (doubling, decimal conversion) at n = 10^6.
 //!
-//! `cargo bench -p common --bench fibonacci` takes about two minutes on two
-//! cores; `cargo bench -p common --bench fibonacci -- 'decimal/1000000$'` runs
+//! `cargo bench -p fib-math --bench fibonacci` takes about two minutes on two
+//! cores; `cargo bench -p fib-math --bench fibonacci -- 'decimal/1000000$'` runs
 //! one size.
 //! For the comparison with GMP see scripts/fib-vs-gmp.sh.
 
@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
-use common::decimal::{default_threads, to_decimal_threads};
-use common::fibonacci::{fibonacci_decimal_threads, fibonacci_threads};
+use fib_math::decimal::{default_threads, to_decimal_threads};
+use fib_math::fibonacci::{fibonacci_decimal_threads, fibonacci_threads};
 
 /// (n, samples, measurement seconds): fewer samples for big n, so that the
 /// whole run stays near two minutes.

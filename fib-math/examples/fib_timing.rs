@@ -16,8 +16,8 @@
 
 use std::time::Instant;
 
-use common::decimal::{default_threads, to_decimal_threads};
-use common::fibonacci::{fibonacci_decimal_threads, fibonacci_threads};
+use fib_math::decimal::{default_threads, to_decimal_threads};
+use fib_math::fibonacci::{fibonacci_decimal_threads, fibonacci_threads};
 
 fn main() {
     let mut reps = 7usize;

@@ -1,0 +1,150 @@
+//! The connection lifecycle, written once for both programs: connect, open a
+//! channel, hand it to the program's work, and when the connection is lost,
+//! back off and do it all again, until the work is done, a stop is asked for,
+//! or the policy gives up.
+//!
+//! The work declares what it needs on the channel and calls
+//! [`Session::ready`] once it is serving; from then on a lost connection is
+//! worth retrying. A session that never got ready on the very first attempt
+//! is an error at once: the settings are probably wrong, and a user is better
+//! told now than after minutes of retries.
+
+use crate::backoff::Backoff;
+use crate::connection::{open_connection, AmqpUrl, ConnectionSettings};
+use crate::failure::{self, Failure};
+use amiquip::{Channel, FieldTable};
+use anyhow::{Context, Result};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use log::{info, warn};
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+/// When to stop reconnecting.
+#[derive(Debug, Clone, Copy)]
+pub enum Policy<'a> {
+    /// Until a message arrives on this channel or its sender is dropped (a
+    /// signal): the server, which should outlive any broker outage.
+    UntilStopped(&'a Receiver<()>),
+    /// Until the connection has been lost for this long: the client, whose
+    /// run has a deadline.
+    GiveUpAfter(Duration),
+}
+
+/// One connection's worth of work: its channel and where it is.
+pub struct Session<'a> {
+    pub channel: &'a Channel,
+    /// The broker this session is on (its `Display` hides the password).
+    pub url: &'a AmqpUrl,
+    /// 0 for the first session, one more after each reconnection.
+    pub number: u64,
+    /// What the broker said of itself when the connection opened (product,
+    /// version, ...).
+    pub server_properties: &'a FieldTable,
+    ready: Cell<bool>,
+}
+
+impl Session<'_> {
+    /// The work is set up and serving: a later loss is worth a reconnection,
+    /// and the backoff starts again from its first delay.
+    pub fn ready(&self) {
+        self.ready.set(true);
+    }
+}
+
+/// How [`run_sessions`] ended without an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended<T> {
+    /// The work returned this, on the last session.
+    Done(T),
+    /// A stop was asked for while waiting to reconnect.
+    Stopped,
+}
+
+/// Runs `work` on a fresh session until it returns. When it fails with a
+/// lost connection after some session got ready, reconnects with capped
+/// backoff and calls it again with the next session number, as `policy`
+/// allows. Any other failure is returned as it is.
+pub fn run_sessions<T>(
+    settings: &ConnectionSettings,
+    policy: Policy<'_>,
+    work: &mut dyn FnMut(&Session<'_>) -> Result<T>,
+) -> Result<Ended<T>> {
+    let mut backoff = Backoff::default();
+    let mut ever_ready = false;
+    let mut lost_since: Option<Instant> = None;
+    let mut number = 0u64;
+    loop {
+        let mut ready = false;
+        let attempt = one_session(settings, number, &mut ready, work);
+        if ready {
+            ever_ready = true;
+            lost_since = None;
+            backoff.reset();
+        }
+        let error = match attempt {
+            Ok(value) => return Ok(Ended::Done(value)),
+            Err(error) if ever_ready && failure::is_transient(&error) => error,
+            Err(error) => return Err(error),
+        };
+        let delay = backoff.next_delay();
+        match policy {
+            Policy::GiveUpAfter(limit) => {
+                let since = *lost_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= limit {
+                    return Err(Failure::Disconnected(format!(
+                        "gave up reconnecting after {:.1} s: {error:#}",
+                        limit.as_secs_f64()
+                    ))
+                    .into());
+                }
+                warn!("connection lost: {error:#}; reconnecting in {delay:?}");
+                // Nothing to wait on but time: the broker is away.
+                std::thread::sleep(delay);
+            }
+            Policy::UntilStopped(stop) => {
+                warn!("connection lost: {error:#}; reconnecting in {delay:?}");
+                // The wait for the next attempt is also a wait for a stop.
+                if !matches!(stop.recv_timeout(delay), Err(RecvTimeoutError::Timeout)) {
+                    return Ok(Ended::Stopped);
+                }
+            }
+        }
+        number += 1;
+    }
+}
+
+/// Connect, open a channel, work, close politely.
+fn one_session<T>(
+    settings: &ConnectionSettings,
+    number: u64,
+    ready: &mut bool,
+    work: &mut dyn FnMut(&Session<'_>) -> Result<T>,
+) -> Result<T> {
+    let url = &settings.url;
+    let mut connection = open_connection(settings)?;
+    let channel = connection
+        .open_channel(None)
+        .context("cannot open a channel")?;
+    if number > 0 {
+        info!("reconnected to {url} (session {number})");
+    }
+    let session = Session {
+        channel: &channel,
+        url,
+        number,
+        server_properties: connection.server_properties(),
+        ready: Cell::new(false),
+    };
+    let result = work(&session);
+    *ready = session.ready.get();
+    let value = result?;
+    // The work is done: a failure to close politely changes nothing.
+    let closed = channel
+        .close()
+        .and_then(|()| connection.close())
+        .map_err(anyhow::Error::from);
+    if let Err(error) = closed {
+        warn!("closing the connection to {url}: {error:#}");
+    }
+    Ok(value)
+}
