@@ -156,12 +156,19 @@ impl Reply {
 }
 
 /// Shortens a long decimal number for a log line: a 200,000-digit result
-/// must not flood the terminal.
+/// must not flood the terminal. Text of at most `2 * keep + 3` characters
+/// comes back unchanged; longer text becomes its first `keep` characters,
+/// `...` and its last `keep`. It counts and cuts by characters, never bytes:
+/// a reply from the network may be anything, including the replacement
+/// characters of a lossy decoding.
 pub fn abbreviate(digits: &str, keep: usize) -> String {
-    if digits.len() <= 2 * keep + 3 {
+    let chars = digits.chars().count();
+    if chars <= keep.saturating_mul(2).saturating_add(3) {
         return digits.to_string();
     }
-    format!("{}...{}", &digits[..keep], &digits[digits.len() - keep..])
+    let head: String = digits.chars().take(keep).collect();
+    let tail: String = digits.chars().skip(chars - keep).collect();
+    format!("{head}...{tail}")
 }
 
 #[cfg(test)]
@@ -254,5 +261,15 @@ mod tests {
         assert_eq!(abbreviate("12345", 2), "12345");
         assert_eq!(abbreviate("1234567", 2), "1234567");
         assert_eq!(abbreviate("12345678", 2), "12...78");
+    }
+
+    #[test]
+    fn abbreviates_by_characters_not_bytes() {
+        // What a lossy decoding of 60 bytes that are not UTF-8 looks like.
+        let lossy = String::from_utf8_lossy(&[0xff; 60]).into_owned();
+        let short = abbreviate(&lossy, 20);
+        assert_eq!(short.chars().count(), 43, "{short}");
+        assert!(short.starts_with('\u{fffd}') && short.ends_with('\u{fffd}'));
+        assert_eq!(abbreviate("é".repeat(50).as_str(), 1), "é...é");
     }
 }
