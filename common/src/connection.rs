@@ -263,4 +263,19 @@ mod tests {
             assert!(error.starts_with("invalid AMQP URL"), "{error}");
         }
     }
+
+    proptest::proptest! {
+        /// Any password, percent-encoded, reaches the broker as it was. (An
+        /// empty one means the default, `guest`: the url crate cannot tell
+        /// `u:@h` from `u@h`, and RabbitMQ refuses blank passwords anyway.)
+        #[test]
+        fn passwords_decode_to_what_was_encoded(password in ".+") {
+            let encoded = percent_encoding::utf8_percent_encode(
+                &password,
+                percent_encoding::NON_ALPHANUMERIC,
+            );
+            let url = AmqpUrl::parse(&format!("amqp://u:{encoded}@h/"));
+            proptest::prop_assert_eq!(url.map(|url| url.password).ok(), Some(password));
+        }
+    }
 }
