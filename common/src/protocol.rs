@@ -10,6 +10,13 @@ pub const DEFAULT_QUEUE: &str = "task_queue";
 pub const DEFAULT_BINDING_KEY: &str = "#";
 pub const DEFAULT_ROUTING_KEY: &str = "hello every one";
 pub const DEFAULT_MAX_N: u64 = 1_000_000;
+/// The largest n either program deals in: fib-client checks each reply
+/// against its own F(n), and F(10^7) (2 million digits) already takes about a
+/// second; fib-server's `--max-n` may not exceed it either.
+pub const MAX_N: u64 = 10_000_000;
+/// AMQP names (exchange, queue, routing and binding keys) are short strings:
+/// at most 255 bytes on the wire.
+pub const MAX_NAME_BYTES: usize = 255;
 
 /// A request body longer than this is refused unread: a decimal u64 needs 20
 /// bytes, so 64 leaves room for surrounding whitespace and nothing else.
@@ -55,6 +62,19 @@ impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.message)
     }
+}
+
+/// Checks a name given by a user (the value of `flag`) for use as an AMQP
+/// short string. amiquip would send a longer one with its length cut to one
+/// byte: a broken frame instead of a clear error.
+pub fn check_name(flag: &str, name: &str) -> Result<(), crate::Failure> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(crate::Failure::Usage(format!(
+            "{flag} is {} bytes long; AMQP allows at most {MAX_NAME_BYTES}",
+            name.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The body of a request for F(n).
