@@ -11,7 +11,7 @@ use amiquip::{Auth, Connection, ConnectionOptions, ConnectionTuning};
 use anyhow::{Context, Result};
 use std::fmt;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
 
@@ -22,8 +22,8 @@ pub const DEFAULT_HEARTBEAT_SECS: u16 = 10;
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
     pub url: AmqpUrl,
-    /// PEM file of a CA to trust for `amqps://`, besides the system's.
-    pub tls_ca: Option<PathBuf>,
+    /// A CA to trust for `amqps://`, besides the system's.
+    pub tls_ca: Option<TlsCa>,
     /// Bound on the TCP connect and on the AMQP handshake, each.
     pub connect_timeout: Duration,
 }
@@ -35,6 +35,44 @@ impl ConnectionSettings {
             tls_ca: None,
             connect_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+/// A CA certificate to trust, read and checked when the program starts, so
+/// that a missing or broken file is a usage error (exit 2) at once rather
+/// than a failure at the first TLS connection.
+#[derive(Clone)]
+pub struct TlsCa {
+    path: PathBuf,
+    certificate: native_tls::Certificate,
+}
+
+impl TlsCa {
+    /// Reads the PEM certificate at `path`.
+    pub fn load(path: &Path) -> Result<TlsCa> {
+        let pem = std::fs::read(path).map_err(|e| {
+            Failure::Usage(format!("cannot read TLS CA file {}: {e}", path.display()))
+        })?;
+        let certificate = native_tls::Certificate::from_pem(&pem).map_err(|e| {
+            Failure::Usage(format!(
+                "TLS CA file {} is not a PEM certificate: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(TlsCa {
+            path: path.to_path_buf(),
+            certificate,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl fmt::Debug for TlsCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TlsCa({})", self.path.display())
     }
 }
 
@@ -53,6 +91,8 @@ pub struct AmqpUrl {
 }
 
 impl AmqpUrl {
+    /// Parses a URL as RabbitMQ's URI spec reads it, with the spec's
+    /// defaults for what is left out (an empty password also means `guest`).
     pub fn parse(text: &str) -> Result<AmqpUrl> {
         // Never echo `text`: it may hold a password.
         let url = Url::parse(text).map_err(|e| Failure::Usage(format!("invalid AMQP URL: {e}")))?;
@@ -205,14 +245,8 @@ fn connect_tcp(url: &AmqpUrl, timeout: Duration) -> Result<mio::net::TcpStream> 
 
 fn tls_connector(settings: &ConnectionSettings) -> Result<native_tls::TlsConnector> {
     let mut builder = native_tls::TlsConnector::builder();
-    if let Some(path) = &settings.tls_ca {
-        let pem = std::fs::read(path).map_err(|e| {
-            Failure::Usage(format!("cannot read TLS CA file {}: {e}", path.display()))
-        })?;
-        let certificate = native_tls::Certificate::from_pem(&pem).map_err(|e| {
-            Failure::Usage(format!("TLS CA file {} is not PEM: {e}", path.display()))
-        })?;
-        builder.add_root_certificate(certificate);
+    if let Some(ca) = &settings.tls_ca {
+        builder.add_root_certificate(ca.certificate.clone());
     }
     builder
         .build()
@@ -261,6 +295,21 @@ mod tests {
             let error = format!("{:#}", AmqpUrl::parse(bad).unwrap_err());
             assert!(!error.contains("s3cret"), "{error}");
             assert!(error.starts_with("invalid AMQP URL"), "{error}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any password, percent-encoded, reaches the broker as it was. (An
+        /// empty one means the default, `guest`: the url crate cannot tell
+        /// `u:@h` from `u@h`, and RabbitMQ refuses blank passwords anyway.)
+        #[test]
+        fn passwords_decode_to_what_was_encoded(password in ".+") {
+            let encoded = percent_encoding::utf8_percent_encode(
+                &password,
+                percent_encoding::NON_ALPHANUMERIC,
+            );
+            let url = AmqpUrl::parse(&format!("amqp://u:{encoded}@h/"));
+            proptest::prop_assert_eq!(url.map(|url| url.password).ok(), Some(password));
         }
     }
 }

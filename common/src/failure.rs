@@ -1,14 +1,8 @@
 //! The failures that decide a program's exit code. Errors travel as
 //! `anyhow::Error`; `exit_code` finds the first of these in the chain.
 
+use crate::exit;
 use std::fmt;
-
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_WRONG_REPLIES: i32 = 1;
-pub const EXIT_USAGE: i32 = 2;
-pub const EXIT_BROKER: i32 = 3;
-pub const EXIT_UNROUTABLE: i32 = 4;
-pub const EXIT_TIMEOUT: i32 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
@@ -30,10 +24,10 @@ pub enum Failure {
 impl Failure {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Failure::Usage(_) => EXIT_USAGE,
-            Failure::Broker(_) | Failure::Disconnected(_) => EXIT_BROKER,
-            Failure::Unroutable(_) => EXIT_UNROUTABLE,
-            Failure::Timeout(_) => EXIT_TIMEOUT,
+            Failure::Usage(_) => exit::USAGE,
+            Failure::Broker(_) | Failure::Disconnected(_) => exit::BROKER,
+            Failure::Unroutable(_) => exit::UNROUTABLE,
+            Failure::Timeout(_) => exit::TIMEOUT,
         }
     }
 }
@@ -54,17 +48,18 @@ impl std::error::Error for Failure {}
 
 /// The exit code for an error: that of the first [`Failure`] in its chain; an
 /// amiquip error (the broker or the connection failed) counts as a broker
-/// failure; anything else exits 1.
+/// failure; anything else is an internal error (70), never confused with
+/// fib-client's 1 for wrong replies.
 pub fn exit_code(error: &anyhow::Error) -> i32 {
     for cause in error.chain() {
         if let Some(failure) = cause.downcast_ref::<Failure>() {
             return failure.exit_code();
         }
         if cause.is::<amiquip::Error>() {
-            return EXIT_BROKER;
+            return exit::BROKER;
         }
     }
-    EXIT_WRONG_REPLIES
+    exit::INTERNAL
 }
 
 /// Whether reconnecting may cure `error`: the connection was lost or could
@@ -111,10 +106,10 @@ mod tests {
         let error = Err::<(), _>(Failure::Timeout("no reply".into()))
             .context("request 7")
             .unwrap_err();
-        assert_eq!(exit_code(&error), EXIT_TIMEOUT);
-        assert_eq!(exit_code(&anyhow::anyhow!("other")), EXIT_WRONG_REPLIES);
+        assert_eq!(exit_code(&error), exit::TIMEOUT);
+        assert_eq!(exit_code(&anyhow::anyhow!("other")), exit::INTERNAL);
         let broker = anyhow::Error::new(amiquip::Error::ClientClosedConnection).context("x");
-        assert_eq!(exit_code(&broker), EXIT_BROKER);
+        assert_eq!(exit_code(&broker), exit::BROKER);
     }
 
     #[test]

@@ -4,13 +4,15 @@
 //! and logging set-up. The maths lives apart, in `fib-math`.
 
 pub mod backoff;
+pub mod cli;
 pub mod connection;
 pub mod consumer;
+pub mod exit;
 pub mod failure;
 pub mod lifecycle;
 pub mod logging;
 pub mod protocol;
 pub mod topology;
 
-pub use connection::{open_connection, AmqpUrl, ConnectionSettings};
+pub use connection::{open_connection, AmqpUrl, ConnectionSettings, TlsCa};
 pub use failure::{exit_code, Failure};

@@ -10,6 +10,13 @@ pub const DEFAULT_QUEUE: &str = "task_queue";
 pub const DEFAULT_BINDING_KEY: &str = "#";
 pub const DEFAULT_ROUTING_KEY: &str = "hello every one";
 pub const DEFAULT_MAX_N: u64 = 1_000_000;
+/// The largest n either program deals in: fib-client checks each reply
+/// against its own F(n), and F(10^7) (2 million digits) already takes about a
+/// second; fib-server's `--max-n` may not exceed it either.
+pub const MAX_N: u64 = 10_000_000;
+/// AMQP names (exchange, queue, routing and binding keys) are short strings:
+/// at most 255 bytes on the wire.
+pub const MAX_NAME_BYTES: usize = 255;
 
 /// A request body longer than this is refused unread: a decimal u64 needs 20
 /// bytes, so 64 leaves room for surrounding whitespace and nothing else.
@@ -55,6 +62,19 @@ impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.message)
     }
+}
+
+/// Checks a name given by a user (the value of `flag`) for use as an AMQP
+/// short string. amiquip would send a longer one with its length cut to one
+/// byte: a broken frame instead of a clear error.
+pub fn check_name(flag: &str, name: &str) -> Result<(), crate::Failure> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(crate::Failure::Usage(format!(
+            "{flag} is {} bytes long; AMQP allows at most {MAX_NAME_BYTES}",
+            name.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The body of a request for F(n).
@@ -156,12 +176,19 @@ impl Reply {
 }
 
 /// Shortens a long decimal number for a log line: a 200,000-digit result
-/// must not flood the terminal.
+/// must not flood the terminal. Text of at most `2 * keep + 3` characters
+/// comes back unchanged; longer text becomes its first `keep` characters,
+/// `...` and its last `keep`. It counts and cuts by characters, never bytes:
+/// a reply from the network may be anything, including the replacement
+/// characters of a lossy decoding.
 pub fn abbreviate(digits: &str, keep: usize) -> String {
-    if digits.len() <= 2 * keep + 3 {
+    let chars = digits.chars().count();
+    if chars <= keep.saturating_mul(2).saturating_add(3) {
         return digits.to_string();
     }
-    format!("{}...{}", &digits[..keep], &digits[digits.len() - keep..])
+    let head: String = digits.chars().take(keep).collect();
+    let tail: String = digits.chars().skip(chars - keep).collect();
+    format!("{head}...{tail}")
 }
 
 #[cfg(test)]
@@ -254,5 +281,15 @@ mod tests {
         assert_eq!(abbreviate("12345", 2), "12345");
         assert_eq!(abbreviate("1234567", 2), "1234567");
         assert_eq!(abbreviate("12345678", 2), "12...78");
+    }
+
+    #[test]
+    fn abbreviates_by_characters_not_bytes() {
+        // What a lossy decoding of 60 bytes that are not UTF-8 looks like.
+        let lossy = String::from_utf8_lossy(&[0xff; 60]).into_owned();
+        let short = abbreviate(&lossy, 20);
+        assert_eq!(short.chars().count(), 43, "{short}");
+        assert!(short.starts_with('\u{fffd}') && short.ends_with('\u{fffd}'));
+        assert_eq!(abbreviate("é".repeat(50).as_str(), 1), "é...é");
     }
 }

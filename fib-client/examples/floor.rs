@@ -113,8 +113,7 @@ fn main() {
         }
     });
     if let Err(error) = result {
-        eprintln!("floor: error: {error:#}");
-        std::process::exit(common::exit_code(&error));
+        common::exit::fail(&error);
     }
 }
 

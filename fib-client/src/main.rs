@@ -1,5 +1,5 @@
 use clap::Parser;
-use common::failure::{EXIT_OK, EXIT_WRONG_REPLIES};
+use common::exit;
 use common::logging;
 use fib_client::cli::Cli;
 use fib_client::options::Options;
@@ -11,12 +11,9 @@ fn main() {
         fib_client::run(&options)
     });
     let code = match result {
-        Ok(outcome) if outcome.all_correct() => EXIT_OK,
-        Ok(_) => EXIT_WRONG_REPLIES,
-        Err(error) => {
-            eprintln!("fib-client: error: {error:#}");
-            common::exit_code(&error)
-        }
+        Ok(outcome) if outcome.all_correct() => exit::OK,
+        Ok(_) => exit::WRONG_REPLIES,
+        Err(error) => exit::fail(&error),
     };
     std::process::exit(code);
 }

@@ -431,7 +431,7 @@ mod tests {
         });
         let mut run = Run::new(plan(0..3, 1));
         let error = drive(&mut run, &transport, 0).unwrap_err();
-        assert_eq!(common::exit_code(&error), common::failure::EXIT_TIMEOUT);
+        assert_eq!(common::exit_code(&error), common::exit::TIMEOUT);
         // Sent once, then retried twice.
         assert_eq!(transport.copies_of(1), 3);
         assert!(format!("{error:#}").contains("n=1"), "{error:#}");

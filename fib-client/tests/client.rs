@@ -112,9 +112,13 @@ fn no_server_consuming_exits_5_after_the_timeout_and_retries() -> Result<()> {
     Ok(())
 }
 
-/// A server that, before each true reply, sends a stale reply (unknown
-/// correlation id, wrong value), and answers n = 3 wrongly.
-fn rogue_server(scratch: &Scratch, requests: usize) -> Result<std::thread::JoinHandle<Result<()>>> {
+/// A server that, before each reply, sends a stale reply (unknown
+/// correlation id, wrong value), then answers request n with `answer(n)`.
+fn rogue_server(
+    scratch: &Scratch,
+    requests: usize,
+    answer: fn(u64) -> Vec<u8>,
+) -> Result<std::thread::JoinHandle<Result<()>>> {
     let peer = Peer::connect()?;
     peer.declare(&scratch.topology)?;
     let queue = scratch.topology.queue.clone();
@@ -132,17 +136,8 @@ fn rogue_server(scratch: &Scratch, requests: usize) -> Result<std::thread::JoinH
             let n: u64 = std::str::from_utf8(&delivery.body)?.parse()?;
             let stale = reply_properties(Some("stale-id-from-an-earlier-run"), None);
             peer.publish("", &reply_to, b"999", stale)?;
-            let value = if n == 3 {
-                "3".to_string()
-            } else {
-                fib_math::fibonacci(n).to_string()
-            };
-            peer.publish(
-                "",
-                &reply_to,
-                value.as_bytes(),
-                reply_properties(id.as_deref(), None),
-            )?;
+            let value = answer(n);
+            peer.publish("", &reply_to, &value, reply_properties(id.as_deref(), None))?;
             consumer.ack(delivery)?;
         }
         Ok(())
@@ -152,7 +147,12 @@ fn rogue_server(scratch: &Scratch, requests: usize) -> Result<std::thread::JoinH
 #[test]
 fn stale_replies_are_ignored_and_wrong_ones_counted() -> Result<()> {
     let scratch = Scratch::new("stale");
-    let server = rogue_server(&scratch, 6)?;
+    // Right but for n = 3.
+    let answer = |n: u64| match n {
+        3 => b"3".to_vec(),
+        n => fib_math::fibonacci(n).to_string().into_bytes(),
+    };
+    let server = rogue_server(&scratch, 6, answer)?;
     let mut run = client(&scratch, &["--count", "6", "--json"])?;
     assert_eq!(run.wait(WAIT)?.code(), Some(1), "{:?}", run.stderr());
     let summary = json_summary(&run)?;
@@ -160,6 +160,31 @@ fn stale_replies_are_ignored_and_wrong_ones_counted() -> Result<()> {
         (summary["ok"].as_u64(), summary["failures"].as_u64()),
         (Some(5), Some(1))
     );
+    server
+        .join()
+        .map_err(|_| anyhow::anyhow!("rogue server panicked"))??;
+    Ok(())
+}
+
+#[test]
+fn replies_that_are_not_utf8_are_wrong_replies_not_a_panic() -> Result<()> {
+    // 60 bytes of invalid UTF-8 decode to 60 replacement characters of 3
+    // bytes each; shortening them for the warning and the per-request line
+    // (-v) must cut between characters.
+    let scratch = Scratch::new("notutf8");
+    let server = rogue_server(&scratch, 3, |_| vec![0xff; 60])?;
+    let mut run = client(&scratch, &["--count", "3", "--json", "-v"])?;
+    let status = run.wait(WAIT)?;
+    let stderr = run.stderr().join("\n");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let summary = json_summary(&run)?;
+    assert_eq!(
+        (summary["ok"].as_u64(), summary["failures"].as_u64()),
+        (Some(0), Some(3))
+    );
+    assert_eq!(stderr.matches("WRONG").count(), 3, "{stderr}");
+    assert_eq!(stderr.matches("wrong reply").count(), 3, "{stderr}");
     server
         .join()
         .map_err(|_| anyhow::anyhow!("rogue server panicked"))??;

@@ -362,7 +362,7 @@ mod tests {
         let channel = Recorder::default();
         let (mut replier, _sender) = with_confirms(&channel);
         let error = replier.on_confirm(ack(1, false)).unwrap_err();
-        assert_eq!(common::exit_code(&error), common::failure::EXIT_BROKER);
+        assert_eq!(common::exit_code(&error), common::exit::BROKER);
     }
 
     #[test]

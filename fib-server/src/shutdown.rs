@@ -21,7 +21,7 @@ pub fn on_signal() -> Result<Receiver<()>> {
                 drop(sender);
             }
             if signals.next().is_some() {
-                std::process::exit(130);
+                std::process::exit(common::exit::SECOND_SIGNAL);
             }
         })
         .context("cannot start the signal thread")?;

@@ -6,6 +6,7 @@ mod broker;
 mod peer;
 mod pika;
 mod process;
+pub mod readme;
 mod scratch;
 mod server;
 

@@ -44,7 +44,14 @@ impl Progress {
 fn request_line(round_trip: &RoundTrip, reply: &Reply) -> String {
     let shown = match reply {
         Reply::Value(digits) => format!("{} ({} digits)", abbreviate(digits, 20), digits.len()),
-        Reply::Error { code, message } => format!("error {code}: {message}"),
+        // Both come from the server as they are: shorten them as well.
+        Reply::Error { code, message } => {
+            format!(
+                "error {}: {}",
+                abbreviate(code, 20),
+                abbreviate(message, 60)
+            )
+        }
     };
     let verdict = match &round_trip.verdict {
         Verdict::Correct => "ok",

@@ -1,0 +1,152 @@
+//! The flags both programs share, defined once and flattened into each
+//! program's `Cli` with `#[command(flatten)]`: where the broker is, how to
+//! trust it, which exchange, and how much to say.
+
+use crate::connection::{AmqpUrl, ConnectionSettings, TlsCa};
+use crate::failure::Failure;
+use crate::logging::Verbosity;
+use crate::protocol::{check_name, DEFAULT_EXCHANGE, DEFAULT_URL};
+use anyhow::Result;
+use std::path::PathBuf;
+
+/// The shared notes at the end of both programs' `--help`.
+pub const LOG_NOTE: &str = "\
+Logs go to stderr; RUST_LOG (e.g. RUST_LOG=debug) overrides -q/-v.
+A fatal error is one line on stderr starting with \"error: \", like clap's own
+errors, whatever RUST_LOG says.";
+
+/// Where the broker is and which exchange the requests go through.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionArgs {
+    // The default is shown with its password hidden, as every URL is.
+    #[arg(long, env = "AMQP_URL", value_name = "URL", default_value = DEFAULT_URL,
+          hide_default_value = true, hide_env_values = true, help = url_help())]
+    pub url: String,
+    /// PEM file of an extra CA to trust; needs an amqps:// URL.
+    #[arg(long, env = "AMQP_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Topic exchange the requests go through.
+    #[arg(long, env = "FIB_EXCHANGE", value_name = "NAME", default_value = DEFAULT_EXCHANGE)]
+    pub exchange: String,
+}
+
+fn url_help() -> String {
+    let shown = AmqpUrl::parse(DEFAULT_URL).map_or_else(|_| String::new(), |url| url.to_string());
+    format!("Broker URL, amqp:// or amqps://; its password is never printed [default: {shown}]")
+}
+
+impl ConnectionArgs {
+    /// Checked connection settings: the URL parsed and the TLS CA file read,
+    /// so that every mistake in them is a usage error (exit 2) at start.
+    pub fn settings(&self) -> Result<ConnectionSettings> {
+        let url = parse_url(&self.url)?;
+        let mut settings = ConnectionSettings::new(url);
+        if let Some(path) = &self.tls_ca {
+            if !settings.url.tls {
+                return Err(Failure::Usage(format!(
+                    "--tls-ca {} needs an amqps:// URL; {} is amqp:// (no TLS)",
+                    path.display(),
+                    settings.url
+                ))
+                .into());
+            }
+            settings.tls_ca = Some(TlsCa::load(path)?);
+        }
+        check_name("--exchange", &self.exchange)?;
+        Ok(settings)
+    }
+}
+
+/// The one place a `--url` value becomes an [`AmqpUrl`].
+pub fn parse_url(text: &str) -> Result<AmqpUrl> {
+    AmqpUrl::parse(text)
+}
+
+/// `-q` and `-v`. Each program words their help for what it prints, with
+/// `mut_arg`; the flags themselves are these.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct VerbosityArgs {
+    /// Print less.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+impl VerbosityArgs {
+    pub fn verbosity(&self) -> Verbosity {
+        Verbosity::from_flags(self.quiet, self.verbose)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[command(flatten)]
+        verbosity: VerbosityArgs,
+    }
+
+    fn settings(args: &[&str]) -> Result<ConnectionSettings> {
+        let cli = Cli::try_parse_from(std::iter::once("test").chain(args.iter().copied()))?;
+        cli.connection.settings()
+    }
+
+    fn usage_error(args: &[&str]) -> String {
+        let error = settings(args).expect_err("a usage error");
+        assert_eq!(crate::exit_code(&error), crate::exit::USAGE, "{error:#}");
+        format!("{error:#}")
+    }
+
+    #[test]
+    fn the_help_hides_the_default_password() {
+        let help = <Cli as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains("[default: amqp://guest:***@127.0.0.1:5672/%2f]"),
+            "{help}"
+        );
+        assert!(!help.contains("guest:guest"), "{help}");
+    }
+
+    #[test]
+    fn tls_ca_is_read_at_start() {
+        let missing = "/nonexistent/fib-rpc-ca.pem";
+        let error = usage_error(&["--url", "amqps://h/", "--tls-ca", missing]);
+        assert!(error.contains(missing), "{error}");
+        let not_pem = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let error = usage_error(&["--url", "amqps://h/", "--tls-ca", not_pem]);
+        assert!(
+            error.contains(not_pem) && error.contains("not a PEM"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn tls_ca_needs_amqps() {
+        let error = usage_error(&["--url", "amqp://h/", "--tls-ca", "/any/ca.pem"]);
+        assert!(error.contains("needs an amqps:// URL"), "{error}");
+    }
+
+    #[test]
+    fn long_exchange_names_are_refused() {
+        let long = "x".repeat(256);
+        let error = usage_error(&["--exchange", &long]);
+        assert!(error.contains("at most 255"), "{error}");
+        assert!(settings(&["--exchange", &"x".repeat(255)]).is_ok());
+    }
+
+    #[test]
+    fn quiet_and_verbose_conflict() {
+        assert!(Cli::try_parse_from(["test", "-q", "-v"]).is_err());
+        let cli = Cli::try_parse_from(["test", "-v"]).expect("-v alone parses");
+        assert_eq!(cli.verbosity.verbosity(), Verbosity::Verbose);
+    }
+}
