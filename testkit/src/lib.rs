@@ -3,6 +3,7 @@
 //! runs never disturb each other or a real `logs_rpc`.
 
 mod broker;
+mod cluster;
 mod peer;
 mod pika;
 mod process;
@@ -11,6 +12,7 @@ mod scratch;
 mod server;
 
 pub use broker::{ensure_broker, BrokerRestarts, SecretUser, TlsListener};
+pub use cluster::Cluster;
 pub use peer::Peer;
 pub use pika::{python, script as pika_script};
 pub use process::Spawned;
