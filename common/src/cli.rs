@@ -19,9 +19,10 @@ errors, whatever RUST_LOG says.";
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectionArgs {
     // The default is shown with its password hidden, as every URL is.
-    #[arg(long, env = "AMQP_URL", value_name = "URL", default_value = DEFAULT_URL,
+    #[arg(long = "url", env = "AMQP_URL", value_name = "URL", default_value = DEFAULT_URL,
+          value_delimiter = ',', action = clap::ArgAction::Append,
           hide_default_value = true, hide_env_values = true, help = url_help())]
-    pub url: String,
+    pub urls: Vec<String>,
     /// PEM file of an extra CA to trust; needs an amqps:// URL.
     #[arg(long, env = "AMQP_TLS_CA", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
@@ -32,21 +33,31 @@ pub struct ConnectionArgs {
 
 fn url_help() -> String {
     let shown = AmqpUrl::parse(DEFAULT_URL).map_or_else(|_| String::new(), |url| url.to_string());
-    format!("Broker URL, amqp:// or amqps://; its password is never printed [default: {shown}]")
+    format!(
+        "Broker URL, amqp:// or amqps://; its password is never printed. Repeat it (or give \
+         a comma-separated list) for the nodes of a cluster: tried in order, then round-robin \
+         after a lost connection [default: {shown}]"
+    )
 }
 
 impl ConnectionArgs {
     /// Checked connection settings: the URL parsed and the TLS CA file read,
     /// so that every mistake in them is a usage error (exit 2) at start.
     pub fn settings(&self) -> Result<ConnectionSettings> {
-        let url = parse_url(&self.url)?;
-        let mut settings = ConnectionSettings::new(url);
+        let urls = self
+            .urls
+            .iter()
+            .map(|text| parse_url(text))
+            .collect::<Result<Vec<_>>>()?;
+        if urls.is_empty() {
+            return Err(Failure::Usage("--url needs at least one broker URL".into()).into());
+        }
+        let mut settings = ConnectionSettings::with_urls(urls);
         if let Some(path) = &self.tls_ca {
-            if !settings.url.tls {
+            if let Some(plain) = settings.urls.iter().find(|url| !url.tls) {
                 return Err(Failure::Usage(format!(
-                    "--tls-ca {} needs an amqps:// URL; {} is amqp:// (no TLS)",
+                    "--tls-ca {} needs an amqps:// URL; {plain} is amqp:// (no TLS)",
                     path.display(),
-                    settings.url
                 ))
                 .into());
             }
@@ -130,7 +141,29 @@ mod tests {
     }
 
     #[test]
+    fn several_urls_repeated_or_comma_separated() -> Result<()> {
+        let hosts = |settings: ConnectionSettings| -> Vec<(String, u16)> {
+            settings
+                .urls
+                .into_iter()
+                .map(|u| (u.host, u.port))
+                .collect()
+        };
+        let expected = vec![("a".to_string(), 5681), ("b".to_string(), 5682)];
+        let repeated = settings(&["--url", "amqp://a:5681", "--url", "amqp://b:5682"])?;
+        assert_eq!(hosts(repeated), expected);
+        let listed = settings(&["--url", "amqp://a:5681,amqp://b:5682"])?;
+        assert_eq!(hosts(listed), expected);
+        assert_eq!(settings(&[])?.urls.len(), 1, "the default alone");
+        let error = usage_error(&["--url", "amqp://u:s3cret@a:5681,"]);
+        assert!(!error.contains("s3cret"), "{error}");
+        Ok(())
+    }
+
+    #[test]
     fn tls_ca_needs_amqps() {
+        let error = usage_error(&["--url", "amqps://a/,amqp://b/", "--tls-ca", "/any/ca.pem"]);
+        assert!(error.contains("amqp://guest:***@b:5672"), "{error}");
         let error = usage_error(&["--url", "amqp://h/", "--tls-ca", "/any/ca.pem"]);
         assert!(error.contains("needs an amqps:// URL"), "{error}");
     }

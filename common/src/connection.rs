@@ -21,7 +21,10 @@ pub const DEFAULT_HEARTBEAT_SECS: u16 = 10;
 /// How to reach the broker.
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
-    pub url: AmqpUrl,
+    /// Where the broker answers, at least one address: the nodes of one
+    /// cluster. The first connection tries them in order; after a lost one,
+    /// the lifecycle goes on round-robin from the next.
+    pub urls: Vec<AmqpUrl>,
     /// A CA to trust for `amqps://`, besides the system's.
     pub tls_ca: Option<TlsCa>,
     /// Bound on the TCP connect and on the AMQP handshake, each.
@@ -30,8 +33,13 @@ pub struct ConnectionSettings {
 
 impl ConnectionSettings {
     pub fn new(url: AmqpUrl) -> Self {
+        ConnectionSettings::with_urls(vec![url])
+    }
+
+    /// Settings for several addresses of one broker (nodes of a cluster).
+    pub fn with_urls(urls: Vec<AmqpUrl>) -> Self {
         ConnectionSettings {
-            url,
+            urls,
             tls_ca: None,
             connect_timeout: Duration::from_secs(10),
         }
@@ -187,10 +195,40 @@ impl fmt::Debug for AmqpUrl {
     }
 }
 
+/// Opens a connection to the first of the settings' addresses that answers,
+/// trying them in order.
+pub fn open_connection(settings: &ConnectionSettings) -> Result<Connection> {
+    open_any(settings, 0).map(|(connection, _)| connection)
+}
+
+/// Opens a connection to the first address that answers, trying them
+/// round-robin from index `start`; returns it with the index of its address.
+/// A refusal that would happen again on any node (bad credentials, no such
+/// vhost) ends the search at once.
+pub fn open_any(settings: &ConnectionSettings, start: usize) -> Result<(Connection, usize)> {
+    let count = settings.urls.len();
+    let mut last_error = None;
+    for index in (0..count).map(|k| (start + k) % count) {
+        let Some(url) = settings.urls.get(index) else {
+            continue;
+        };
+        match open_one(settings, url) {
+            Ok(connection) => return Ok((connection, index)),
+            Err(error) if crate::failure::is_transient(&error) => {
+                if count > 1 {
+                    log::info!("{error:#}; trying the next address");
+                }
+                last_error = Some(error);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| Failure::Usage("no broker URL given".into()).into()))
+}
+
 /// Opens a connection with TCP_NODELAY set, over TLS for `amqps://`.
 /// Every step is bounded by `connect_timeout`.
-pub fn open_connection(settings: &ConnectionSettings) -> Result<Connection> {
-    let url = &settings.url;
+fn open_one(settings: &ConnectionSettings, url: &AmqpUrl) -> Result<Connection> {
     let stream = connect_tcp(url, settings.connect_timeout)
         .map_err(|e| Failure::Disconnected(format!("cannot connect to {url}: {e:#}")))?;
     let mut options = ConnectionOptions::<Auth>::default()

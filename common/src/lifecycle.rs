@@ -10,7 +10,7 @@
 //! told now than after minutes of retries.
 
 use crate::backoff::Backoff;
-use crate::connection::{open_connection, AmqpUrl, ConnectionSettings};
+use crate::connection::{open_any, AmqpUrl, ConnectionSettings};
 use crate::failure::{self, Failure};
 use amiquip::{Channel, FieldTable};
 use anyhow::{Context, Result};
@@ -73,9 +73,14 @@ pub fn run_sessions<T>(
     let mut ever_ready = false;
     let mut lost_since: Option<Instant> = None;
     let mut number = 0u64;
+    // Where the next attempt starts: the first address at first, then the
+    // one after the address that was lost (round-robin over a cluster).
+    let mut start = 0usize;
     loop {
         let mut ready = false;
-        let attempt = one_session(settings, number, &mut ready, work);
+        let mut on = start;
+        let attempt = one_session(settings, number, start, &mut on, &mut ready, work);
+        start = (on + 1) % settings.urls.len().max(1);
         if ready {
             ever_ready = true;
             lost_since = None;
@@ -113,15 +118,22 @@ pub fn run_sessions<T>(
     }
 }
 
-/// Connect, open a channel, work, close politely.
+/// Connect (to the first address from `start` on that answers, whose index
+/// goes to `on`), open a channel, work, close politely.
 fn one_session<T>(
     settings: &ConnectionSettings,
     number: u64,
+    start: usize,
+    on: &mut usize,
     ready: &mut bool,
     work: &mut dyn FnMut(&Session<'_>) -> Result<T>,
 ) -> Result<T> {
-    let url = &settings.url;
-    let mut connection = open_connection(settings)?;
+    let (mut connection, index) = open_any(settings, start)?;
+    *on = index;
+    let url = settings
+        .urls
+        .get(index)
+        .context("open_any returned an address it was not given")?;
     let channel = connection
         .open_channel(None)
         .context("cannot open a channel")?;

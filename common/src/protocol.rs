@@ -24,6 +24,8 @@ pub const MAX_REQUEST_BYTES: usize = 64;
 /// The header that marks a reply as an error; its value is an [`ErrorCode`].
 pub const ERROR_HEADER: &str = "error";
 pub const REPLY_CONTENT_TYPE: &str = "text/plain";
+/// The header a quorum queue sets on a message it delivers again.
+pub const DELIVERY_COUNT_HEADER: &str = "x-delivery-count";
 /// AMQP delivery mode 2: the broker writes the message to disk.
 pub const PERSISTENT: u8 = 2;
 
@@ -143,6 +145,22 @@ pub fn request_properties(correlation_id: &str, reply_to: &str) -> AmqpPropertie
         .with_delivery_mode(PERSISTENT)
         .with_correlation_id(correlation_id.to_string())
         .with_reply_to(reply_to.to_string())
+}
+
+/// How many times a quorum queue has returned this message (its
+/// `x-delivery-count` header), if it says.
+pub fn delivery_count(properties: &AmqpProperties) -> Option<u64> {
+    let value = properties.headers().as_ref()?.get(DELIVERY_COUNT_HEADER)?;
+    match value {
+        AmqpValue::ShortShortInt(v) => u64::try_from(*v).ok(),
+        AmqpValue::ShortShortUInt(v) => Some(u64::from(*v)),
+        AmqpValue::ShortInt(v) => u64::try_from(*v).ok(),
+        AmqpValue::ShortUInt(v) => Some(u64::from(*v)),
+        AmqpValue::LongInt(v) => u64::try_from(*v).ok(),
+        AmqpValue::LongUInt(v) => Some(u64::from(*v)),
+        AmqpValue::LongLongInt(v) => u64::try_from(*v).ok(),
+        _ => None,
+    }
 }
 
 /// A reply as the client sees it.

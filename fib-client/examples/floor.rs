@@ -23,7 +23,7 @@ use amiquip::{Channel, ConsumerMessage, ConsumerOptions, Publish};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use common::failure::Failure;
-use common::protocol::{self, DEFAULT_BINDING_KEY, DEFAULT_ROUTING_KEY, DEFAULT_URL};
+use common::protocol::{self, DEFAULT_ROUTING_KEY, DEFAULT_URL};
 use common::topology::{self, Topology};
 use common::{AmqpUrl, ConnectionSettings};
 use crossbeam_channel::{select, Receiver};
@@ -91,7 +91,7 @@ fn main() {
                 let topology = Topology {
                     exchange: cli.exchange,
                     queue,
-                    binding_key: DEFAULT_BINDING_KEY.to_string(),
+                    ..Topology::default()
                 };
                 server(&settings, &topology, prefetch)
             }

@@ -5,8 +5,9 @@ use anyhow::Result;
 use clap::Parser;
 use common::cli::{ConnectionArgs, VerbosityArgs, LOG_NOTE};
 use common::exit::{self, Program};
+use common::failure::Failure;
 use common::protocol::{check_name, DEFAULT_BINDING_KEY, DEFAULT_MAX_N, DEFAULT_QUEUE, MAX_N};
-use common::topology::Topology;
+use common::topology::{QueueType, Topology, DEFAULT_DELIVERY_LIMIT};
 
 fn after_help() -> String {
     format!("{}\n{LOG_NOTE}", exit::help_section(Program::Server))
@@ -24,6 +25,15 @@ pub struct Cli {
     /// Durable queue the server consumes.
     #[arg(long, env = "FIB_QUEUE", value_name = "NAME", default_value = DEFAULT_QUEUE)]
     pub queue: String,
+    /// What kind of queue to declare: `quorum` replicates it over the nodes
+    /// of a cluster. A queue's type cannot change once it exists.
+    #[arg(long, env = "FIB_QUEUE_TYPE", value_enum, default_value_t = QueueType::Classic)]
+    pub queue_type: QueueType,
+    /// Quorum queues only: after this many returns (a server died or failed
+    /// while holding it) a request goes to the dead-letter queue
+    /// `<queue>.dead` instead of coming back again [default: 5].
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    pub delivery_limit: Option<u32>,
     /// Binding key from the exchange to the queue.
     #[arg(long, value_name = "KEY", default_value = DEFAULT_BINDING_KEY)]
     pub binding_key: String,
@@ -52,6 +62,18 @@ pub struct Cli {
 impl Cli {
     pub fn settings(&self) -> Result<Settings> {
         check_name("--queue", &self.queue)?;
+        if self.queue_type == QueueType::Quorum {
+            // Its dead-letter queue `<queue>.dead` must fit the limit too.
+            check_name(
+                "--queue (with its .dead suffix)",
+                &format!("{}.dead", self.queue),
+            )?;
+        } else if self.delivery_limit.is_some() {
+            return Err(Failure::Usage(
+                "--delivery-limit applies to quorum queues only: add --queue-type quorum".into(),
+            )
+            .into());
+        }
         check_name("--binding-key", &self.binding_key)?;
         Ok(Settings {
             connection: self.connection.settings()?,
@@ -59,6 +81,8 @@ impl Cli {
                 exchange: self.connection.exchange.clone(),
                 queue: self.queue.clone(),
                 binding_key: self.binding_key.clone(),
+                queue_type: self.queue_type,
+                delivery_limit: self.delivery_limit.unwrap_or(DEFAULT_DELIVERY_LIMIT),
             },
             prefetch: self.prefetch,
             max_n: self.max_n,
@@ -76,6 +100,34 @@ mod tests {
     #[test]
     fn the_flags_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn queue_type_and_delivery_limit() -> Result<()> {
+        let settings = |args: &[&str]| -> Result<Settings> {
+            let cli =
+                Cli::try_parse_from(std::iter::once("fib-server").chain(args.iter().copied()))?;
+            cli.settings()
+        };
+        let classic = settings(&[])?.topology;
+        assert_eq!(classic.queue_type, QueueType::Classic);
+        let quorum = settings(&["--queue-type", "quorum"])?.topology;
+        assert_eq!(
+            (quorum.queue_type, quorum.delivery_limit),
+            (QueueType::Quorum, 5)
+        );
+        let limited = settings(&["--queue-type", "quorum", "--delivery-limit", "2"])?;
+        assert_eq!(limited.topology.delivery_limit, 2);
+        let error = settings(&["--delivery-limit", "2"]).expect_err("classic has no limit");
+        assert_eq!(common::exit_code(&error), exit::USAGE);
+        assert!(
+            format!("{error:#}").contains("--queue-type quorum"),
+            "{error:#}"
+        );
+        let long = "q".repeat(252);
+        assert!(settings(&["--queue", &long]).is_ok());
+        assert!(settings(&["--queue", &long, "--queue-type", "quorum"]).is_err());
+        Ok(())
     }
 
     #[test]

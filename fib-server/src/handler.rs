@@ -1,10 +1,12 @@
 //! One request in, one reply out: parse, compute, hand to the replier.
 
 use crate::replier::Replier;
+use crate::Settings;
 use amiquip::{Channel, Delivery, Publish};
 use anyhow::Result;
 use common::protocol::{self, abbreviate, RequestError};
-use log::{info, warn};
+use common::topology::QueueType;
+use log::{debug, info, warn};
 use std::time::Instant;
 
 /// What the server has to say to a request body.
@@ -36,11 +38,23 @@ pub fn answer(body: &[u8], max_n: u64) -> Answer {
 pub(crate) fn respond(
     replier: &mut Replier<'_, Channel>,
     delivery: Delivery,
-    max_n: u64,
+    settings: &Settings,
 ) -> Result<()> {
     let started = Instant::now();
     let correlation_id = delivery.properties.correlation_id().clone();
     let id = correlation_id.as_deref().unwrap_or("-");
+    debug!("request id={id}: {} bytes, answering", delivery.body.len());
+    let topology = &settings.topology;
+    if let Some(returns) = protocol::delivery_count(&delivery.properties) {
+        if topology.queue_type == QueueType::Quorum {
+            warn!(
+                "request id={id} came back {returns} times (a server failed while holding it); \
+                 after {} the broker moves it to queue {:?}",
+                topology.delivery_limit,
+                topology.dead_letter_queue()
+            );
+        }
+    }
     let Some(reply_to) = delivery.properties.reply_to().clone() else {
         warn!(
             "dropped a request without reply_to (correlation id {id}, {} bytes)",
@@ -48,7 +62,7 @@ pub(crate) fn respond(
         );
         return replier.drop_request(delivery);
     };
-    let answer = answer(&delivery.body, max_n);
+    let answer = answer(&delivery.body, settings.max_n);
     let (body, error) = match &answer {
         Answer::Value { digits, .. } => (digits.as_bytes(), None),
         Answer::Refused(error) => (error.message.as_bytes(), Some(error.code)),

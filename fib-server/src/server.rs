@@ -6,7 +6,7 @@ use crate::replier::{self, Replier};
 use amiquip::{ConsumerMessage, ConsumerOptions};
 use anyhow::{Context, Result};
 use common::lifecycle::{self, Ended, Policy, Session};
-use common::topology::{self, Topology};
+use common::topology::{self, QueueType, Topology};
 use common::ConnectionSettings;
 use crossbeam_channel::{select, Receiver};
 use log::{debug, info};
@@ -101,6 +101,19 @@ fn consume(
     on_ready: &dyn Fn(),
 ) -> Result<()> {
     let channel = session.channel;
+    let topology = &settings.topology;
+    let queue_kind = match topology.queue_type {
+        QueueType::Classic => "classic queue".to_string(),
+        QueueType::Quorum => {
+            let dead = topology::declare_dead_letters(channel, topology)
+                .context("cannot declare the dead-letter exchange and queue")?;
+            format!(
+                "quorum queue, delivery limit {}, then to queue {:?} ({dead} there now)",
+                topology.delivery_limit,
+                topology.dead_letter_queue()
+            )
+        }
+    };
     let queue =
         topology::declare_request_queue(channel, &settings.topology).with_context(|| {
             format!(
@@ -118,7 +131,7 @@ fn consume(
     let consumer = queue.consume(ConsumerOptions::default())?;
     info!(
         target: "startup",
-        "fib-server ready: consuming {:?} bound to {:?} with {:?} at {} (prefetch {}, max n {}, reply confirms {})",
+        "fib-server ready: consuming {:?} ({queue_kind}) bound to {:?} with {:?} at {} (prefetch {}, max n {}, reply confirms {})",
         settings.topology.queue,
         settings.topology.exchange,
         settings.topology.binding_key,
@@ -138,7 +151,7 @@ fn consume(
         select! {
             recv(consumer.receiver()) -> message => match message {
                 Ok(ConsumerMessage::Delivery(delivery)) => {
-                    handler::respond(&mut replier, delivery, settings.max_n)?;
+                    handler::respond(&mut replier, delivery, settings)?;
                 }
                 Ok(ended) => return Err(common::consumer::ended(&ended)),
                 Err(_) => return Err(common::consumer::io_thread_gone()),

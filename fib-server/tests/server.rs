@@ -247,3 +247,80 @@ fn workers_share_the_queue_and_stop_together() -> Result<()> {
     assert_eq!(probe.queue_depth(&scratch.topology.queue)?, Some(0));
     Ok(())
 }
+
+/// One request through `scratch`'s exchange, answered correctly.
+fn one_round_trip(scratch: &Scratch, n: u64) -> Result<()> {
+    let peer = Peer::connect()?;
+    let inbox = peer.reply_queue()?;
+    let id = format!("n{n}");
+    peer.publish(
+        &scratch.topology.exchange,
+        "k",
+        n.to_string().as_bytes(),
+        request_properties(&id, &inbox.name),
+    )?;
+    assert_eq!(
+        inbox.next(WAIT)?,
+        (Some(id), Reply::Value(fib_math::fibonacci(n).to_string()))
+    );
+    Ok(())
+}
+
+#[test]
+fn a_quorum_queue_serves_and_has_its_dead_letter_queue() -> Result<()> {
+    let scratch = Scratch::new("quorum");
+    let mut server = Spawned::start(server_command(&scratch).args(["--queue-type", "quorum"]))?;
+    let ready = server.wait_for_line("ready", WAIT)?;
+    let dead = scratch.topology.dead_letter_queue();
+    assert!(ready.contains("quorum queue, delivery limit 5"), "{ready}");
+    assert!(ready.contains(&dead), "{ready}");
+    one_round_trip(&scratch, 300)?;
+    let mut probe = Peer::connect()?;
+    assert_eq!(
+        probe.queue_depth(&dead)?,
+        Some(0),
+        "the dead-letter queue exists"
+    );
+    server.signal("TERM")?;
+    assert_eq!(server.wait(WAIT)?.code(), Some(0), "{:?}", server.stderr());
+    Ok(())
+}
+
+#[test]
+fn declaring_a_queue_over_one_of_the_other_type_is_a_usage_error() -> Result<()> {
+    for (existing, asked) in [("classic", "quorum"), ("quorum", "classic")] {
+        let scratch = Scratch::new("qtype");
+        let mut topology = scratch.topology.clone();
+        if existing == "quorum" {
+            topology.queue_type = common::topology::QueueType::Quorum;
+        }
+        let peer = Peer::connect()?;
+        common::topology::declare_request_queue(peer.channel(), &topology)?;
+        let mut server = Spawned::start(server_command(&scratch).args(["--queue-type", asked]))?;
+        let status = server.wait(WAIT)?;
+        let stderr = server.stderr().join("\n");
+        assert_eq!(status.code(), Some(2), "{existing} -> {asked}: {stderr}");
+        let queue = format!("{:?}", scratch.topology.queue);
+        for needle in [queue.as_str(), existing, asked, "delete_queue"] {
+            assert!(stderr.contains(needle), "{needle:?} missing from: {stderr}");
+        }
+        assert!(!stderr.contains("reconnecting"), "{stderr}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_consumer_cancelled_by_the_broker_declares_and_consumes_again() -> Result<()> {
+    let scratch = Scratch::new("cancel");
+    let mut server = Spawned::start(&mut server_command(&scratch))?;
+    server.wait_for_line("ready", WAIT)?;
+    one_round_trip(&scratch, 10)?;
+    // Deleting the queue makes the broker cancel the server's consumer.
+    Peer::connect()?.delete_queue(&scratch.topology.queue)?;
+    server.wait_for_line("reconnecting in", WAIT)?;
+    server.wait_for_line("ready", WAIT)?;
+    one_round_trip(&scratch, 11)?;
+    server.signal("TERM")?;
+    assert_eq!(server.wait(WAIT)?.code(), Some(0), "{:?}", server.stderr());
+    Ok(())
+}

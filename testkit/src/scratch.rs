@@ -17,7 +17,7 @@ impl Scratch {
             topology: Topology {
                 exchange: format!("{prefix}.exchange"),
                 queue: format!("{prefix}.queue"),
-                binding_key: common::protocol::DEFAULT_BINDING_KEY.to_string(),
+                ..Topology::default()
             },
         }
     }
@@ -48,7 +48,11 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let result = Peer::connect().and_then(|peer| {
             peer.delete_queue(&self.topology.queue)?;
-            peer.delete_exchange(&self.topology.exchange)
+            peer.delete_exchange(&self.topology.exchange)?;
+            // What a quorum-queue server declares beside them; deleting what
+            // is not there is no error.
+            peer.delete_queue(&self.topology.dead_letter_queue())?;
+            peer.delete_exchange(&self.topology.dead_letter_exchange())
         });
         if let Err(error) = result {
             eprintln!("testkit: could not clean up {:?}: {error:#}", self.topology);
