@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: broker, pika venv, fmt, clippy, cargo test, fault suite.
+# The whole test suite: broker, pika venv, fmt, clippy, cargo test, fault suite
+# (with the broker restarts and the cluster faults, each run alone).
 # Extra arguments are passed to `cargo test`.
 set -euo pipefail
 
@@ -29,3 +30,6 @@ cargo test -p faults -- --nocapture
 
 echo "== broker restarts (alone: they take the broker from everyone)" >&2
 cargo test -p faults --test broker_restart -- --ignored --test-threads=1 --nocapture
+
+echo "== cluster faults (a three-node cluster beside the default broker, stopped after)" >&2
+cargo test -p faults --test cluster -- --ignored --test-threads=1 --nocapture

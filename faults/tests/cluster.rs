@@ -1,53 +1,260 @@
-//! The local three-node cluster of scripts/cluster.sh. It starts three more
-//! RabbitMQ nodes (about 130 MB each), so it is ignored by a plain
-//! `cargo test` and run on its own:
+//! Faults on a local three-node cluster (scripts/cluster.sh) with a quorum
+//! request queue: a node lost under a server, under the client, the queue's
+//! leader stopped gracefully, and a poison request. One test starts the
+//! cluster once (it takes about 20 s) and runs the scenarios in turn, each
+//! printing one line of exact counts; the guard stops the nodes even when a
+//! scenario fails. The nodes are fixed (fibq1..3), so the test runs alone:
 //!
 //!     cargo test -p faults --test cluster -- --ignored --nocapture
 //!
-//! The cluster guard stops the nodes even when a test fails.
+//! Servers and client each get all three URLs, rotated so that each starts
+//! on a node of its own: server A on node 1, server B on node 2, the client
+//! on node 3 (the first address that answers is the one used).
 
-use amiquip::{AmqpValue, FieldTable, QueueDeclareOptions, QueueDeleteOptions};
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
+use common::protocol::request_properties;
 use common::{AmqpUrl, ConnectionSettings};
+use faults::{start_client, start_server, wait_for_reply, Figures};
 use std::time::{Duration, Instant};
-use testkit::{Cluster, WAIT};
+use testkit::{Cluster, Peer, Scratch, WAIT};
 
-/// A quorum queue declared on node 1 has a member on each node and a leader.
-#[test]
-#[ignore = "starts a three-node RabbitMQ cluster; run with --ignored"]
-fn quorum_queue_has_a_member_on_every_node() -> Result<()> {
-    let cluster = Cluster::start()?;
-    let settings = ConnectionSettings::new(AmqpUrl::parse(cluster.url(1))?);
-    let mut connection = common::open_connection(&settings)?;
-    let channel = connection.open_channel(None)?;
-    let queue = "fibtest.cluster.quorum";
-    let mut arguments = FieldTable::new();
-    arguments.insert(
-        "x-queue-type".to_string(),
-        AmqpValue::LongString("quorum".to_string()),
-    );
-    channel.queue_declare(
-        queue,
-        QueueDeclareOptions {
-            durable: true,
-            arguments,
-            ..QueueDeclareOptions::default()
-        },
-    )?;
+/// The three URLs as one comma-separated list starting at node `first`.
+fn urls_from(cluster: &Cluster, first: usize) -> String {
+    (0..3)
+        .map(|k| cluster.url((first - 1 + k) % 3 + 1))
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
-    // The members start with the declaration; give the last one a moment.
-    let deadline = Instant::now() + WAIT;
-    let mut members = cluster.members(queue)?;
-    while members < 3 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        members = cluster.members(queue)?;
+/// The AMQP port of node `i`.
+fn port(cluster: &Cluster, i: usize) -> Result<u16> {
+    Ok(AmqpUrl::parse(cluster.url(i))?.port)
+}
+
+fn peer_on(cluster: &Cluster, first: usize) -> Result<Peer> {
+    let urls = urls_from(cluster, first)
+        .split(',')
+        .map(AmqpUrl::parse)
+        .collect::<Result<Vec<_>>>()?;
+    Peer::connect_to(&ConnectionSettings::with_urls(urls))
+}
+
+/// Ready messages in `queue`, asked of any node that answers.
+fn depth(cluster: &Cluster, queue: &str) -> Result<u32> {
+    peer_on(cluster, 1)?
+        .queue_depth(queue)?
+        .with_context(|| format!("queue {queue} missing"))
+}
+
+const QUORUM: [&str; 2] = ["--queue-type", "quorum"];
+
+/// Two servers (nodes 1 and 2) and a client (node 3) on a quorum queue; at
+/// reply 300 `fault` strikes; the run must end with every reply correct.
+fn node_lost_mid_run(
+    cluster: &Cluster,
+    scenario: &str,
+    inflight: u16,
+    server_node_lost: bool,
+    fault: &dyn Fn() -> Result<()>,
+) -> Result<Figures> {
+    let scratch = Scratch::new("cluster");
+    let mut a = start_server(&urls_from(cluster, 1), &scratch, &QUORUM)?;
+    let mut b = start_server(&urls_from(cluster, 2), &scratch, &QUORUM)?;
+    let count = 3000u64;
+    let args = [
+        "--count",
+        &count.to_string(),
+        "--inflight",
+        &inflight.to_string(),
+        "--timeout",
+        "5",
+    ];
+    let mut client = start_client(&urls_from(cluster, 3), &scratch, &args)?;
+    wait_for_reply(&client, 300)?;
+    fault()?;
+    let status = client.wait(Duration::from_secs(120))?;
+    assert_eq!(status.code(), Some(0), "{scenario}: {:?}", client.stderr());
+    if server_node_lost {
+        // Server A moved on to the next address, node 2.
+        let line = a.wait_for_line("reconnected to", WAIT)?;
+        assert!(line.contains(&format!(":{}", port(cluster, 2)?)), "{line}");
     }
-    assert_eq!(members, 3, "online members of {queue}");
-    let leader = cluster.leader(queue)?;
-    assert!((1..=3).contains(&leader), "leader {leader}");
-    eprintln!("cluster: quorum queue {queue} has {members} members online, leader fibq{leader}");
+    let figures = Figures::of(&client)?;
+    assert_eq!(
+        (figures.count, figures.ok, figures.failures),
+        (count, count, 0),
+        "{scenario}: {figures:?}"
+    );
+    let depth = depth(cluster, &scratch.topology.queue)?;
+    assert_eq!(depth, 0, "{scenario}: requests left in the queue");
+    let dead = depth_of_dead(cluster, &scratch)?;
+    eprintln!("{}, dead-lettered {dead}", figures.line(scenario, depth));
+    for server in [&mut a, &mut b] {
+        server.signal("TERM")?;
+        server.wait(WAIT)?;
+    }
+    Ok(figures)
+}
 
-    channel.queue_delete(queue, QueueDeleteOptions::default())?;
-    connection.close()?;
+fn depth_of_dead(cluster: &Cluster, scratch: &Scratch) -> Result<u32> {
+    depth(cluster, &scratch.topology.dead_letter_queue())
+}
+
+/// Waits until `queue` has three online members again (a restarted node
+/// rejoins its queues shortly after it runs).
+fn await_members(cluster: &Cluster, queue: &str) -> Result<usize> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let members = cluster.members(queue)?;
+        if members == 3 || Instant::now() >= deadline {
+            return Ok(members);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+#[ignore = "starts a three-node RabbitMQ cluster; scripts/test.sh runs it alone"]
+fn a_cluster_loses_a_node_mid_run_and_nothing_is_lost() -> Result<()> {
+    let cluster = Cluster::start()?;
+
+    for inflight in [1u16, 16] {
+        let scenario = format!("SIGKILL of server A's node (1), --inflight {inflight}");
+        let figures = node_lost_mid_run(&cluster, &scenario, inflight, true, &|| cluster.kill(1))?;
+        assert_eq!(figures.reconnects, 0, "the client's node stayed up");
+        cluster.start_node(1)?;
+    }
+
+    let figures = node_lost_mid_run(
+        &cluster,
+        "SIGKILL of the client's node (3)",
+        16,
+        false,
+        &|| cluster.kill(3),
+    )?;
+    assert_eq!(figures.reconnects, 1, "the client moved to another node");
+    cluster.start_node(3)?;
+
+    // The leader of the request queue, stopped gracefully, then started.
+    let scratch = Scratch::new("leader");
+    let queue = scratch.topology.queue.clone();
+    let mut a = start_server(&urls_from(&cluster, 1), &scratch, &QUORUM)?;
+    let mut b = start_server(&urls_from(&cluster, 2), &scratch, &QUORUM)?;
+    let leader = cluster.leader(&queue)?;
+    let count = 3000u64;
+    let mut client = start_client(
+        &urls_from(&cluster, 3),
+        &scratch,
+        &[
+            "--count",
+            &count.to_string(),
+            "--inflight",
+            "16",
+            "--timeout",
+            "5",
+        ],
+    )?;
+    wait_for_reply(&client, 300)?;
+    cluster.stop_node(leader)?;
+    let status = client.wait(Duration::from_secs(120))?;
+    assert_eq!(status.code(), Some(0), "{:?}", client.stderr());
+    cluster.start_node(leader)?;
+    let figures = Figures::of(&client)?;
+    assert_eq!((figures.ok, figures.failures), (count, 0), "{figures:?}");
+    let members = await_members(&cluster, &queue)?;
+    assert_eq!(members, 3, "the queue has all its members back");
+    let depth = depth(&cluster, &queue)?;
+    assert_eq!(depth, 0);
+    eprintln!(
+        "{}, dead-lettered {}, members after {members}",
+        figures.line(
+            &format!("graceful stop of the queue leader (node {leader})"),
+            depth
+        ),
+        depth_of_dead(&cluster, &scratch)?
+    );
+    for server in [&mut a, &mut b] {
+        server.signal("TERM")?;
+        server.wait(WAIT)?;
+    }
+
+    poison_request_is_dead_lettered(&cluster)?;
+    Ok(())
+}
+
+/// A request whose every delivery kills the server holding it (the test
+/// SIGKILLs the server as soon as it starts on it; F(10^7) takes seconds)
+/// is dead-lettered after the delivery limit, and the client's run beside
+/// it completes.
+fn poison_request_is_dead_lettered(cluster: &Cluster) -> Result<()> {
+    let limit = 2u32;
+    let scratch = Scratch::new("poison");
+    let server_args = [
+        "--queue-type",
+        "quorum",
+        "--delivery-limit",
+        &limit.to_string(),
+        "--max-n",
+        "10000000",
+        "-v",
+    ];
+    let start = || start_server(&urls_from(cluster, 1), &scratch, &server_args);
+    let mut server = start()?;
+    let peer = peer_on(cluster, 2)?;
+    let inbox = peer.reply_queue()?;
+    peer.publish(
+        &scratch.topology.exchange,
+        "poison",
+        b"10000000",
+        request_properties("poison", &inbox.name),
+    )?;
+    let count = 200u64;
+    let mut client = start_client(
+        &urls_from(cluster, 3),
+        &scratch,
+        &["--count", &count.to_string(), "--timeout", "60"],
+    )?;
+    let mut kills = 0u32;
+    let dead = &scratch.topology.dead_letter_queue();
+    let deadline = Instant::now() + 2 * WAIT;
+    // Kill each server that starts on the poison, until the broker has
+    // dead-lettered it (it does so as the last killed connection closes).
+    while depth(cluster, dead)? == 0 {
+        if kills > limit + 1 || Instant::now() >= deadline {
+            bail!("the poison request was not dead-lettered after {kills} deliveries");
+        }
+        let poll = Duration::from_millis(300);
+        if server.wait_for_line("request id=poison", poll).is_ok() {
+            server.signal("KILL")?;
+            server.wait(WAIT)?;
+            kills += 1;
+            server = start()?;
+        }
+    }
+    let status = client.wait(Duration::from_secs(120))?;
+    assert_eq!(status.code(), Some(0), "{:?}", client.stderr());
+    let figures = Figures::of(&client)?;
+    assert_eq!((figures.ok, figures.failures), (count, 0), "{figures:?}");
+    assert_eq!(
+        kills,
+        limit + 1,
+        "delivered once, then returned {limit} times"
+    );
+    let dead_count = depth(cluster, dead)?;
+    assert_eq!(dead_count, 1);
+    let depth = depth(cluster, &scratch.topology.queue)?;
+    assert_eq!(depth, 0);
+    // Nothing ever answered the poison request.
+    let silent = inbox.next(Duration::from_millis(500));
+    assert!(
+        silent.is_err(),
+        "the poison request got a reply: {silent:?}"
+    );
+    eprintln!(
+        "{}, dead-lettered {dead_count} (poison request, delivery limit {limit}, {kills} servers killed)",
+        figures.line("poison request beside a run", depth)
+    );
+    server.signal("TERM")?;
+    server.wait(WAIT)?;
     Ok(())
 }

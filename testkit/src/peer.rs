@@ -16,8 +16,14 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// A peer on the tests' broker (`AMQP_URL` or the local default).
     pub fn connect() -> Result<Peer> {
-        let mut connection = common::open_connection(&crate::connection_settings())?;
+        Peer::connect_to(&crate::connection_settings())
+    }
+
+    /// A peer on the first of these addresses that answers (a cluster node).
+    pub fn connect_to(settings: &common::ConnectionSettings) -> Result<Peer> {
+        let mut connection = common::open_connection(settings)?;
         let channel = connection.open_channel(None)?;
         Ok(Peer {
             connection: Some(connection),
