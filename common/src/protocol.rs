@@ -209,11 +209,34 @@ pub fn abbreviate(digits: &str, keep: usize) -> String {
     format!("{head}...{tail}")
 }
 
+/// Text from the network made safe for one log line: abbreviated like
+/// [`abbreviate`], with control characters (newlines, escape sequences)
+/// shown escaped so that a peer cannot forge or garble lines.
+pub fn printable(text: &str, keep: usize) -> String {
+    abbreviate(text, keep)
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const MAX: u64 = DEFAULT_MAX_N;
+
+    #[test]
+    fn printable_escapes_control_characters() {
+        assert_eq!(printable("ok\n\u{1b}[31mred", 40), "ok\\n\\u{1b}[31mred");
+        assert!(!printable(&"\n".repeat(100), 5).contains('\n'));
+    }
 
     fn code_of(body: &[u8]) -> ErrorCode {
         parse_request(body, MAX).unwrap_err().code

@@ -5,8 +5,8 @@
 
 use amiquip::{AmqpProperties, AmqpValue, FieldTable};
 use common::protocol::{
-    abbreviate, parse_request, reply_properties, request_body, ErrorCode, Reply, ERROR_HEADER,
-    MAX_REQUEST_BYTES,
+    abbreviate, parse_request, printable, reply_properties, request_body, ErrorCode, Reply,
+    ERROR_HEADER, MAX_REQUEST_BYTES,
 };
 use common::AmqpUrl;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
@@ -165,6 +165,16 @@ proptest! {
             prop_assert!(text.starts_with(&head) && text.ends_with(&tail));
             prop_assert_eq!(short, format!("{head}...{tail}"));
         }
+    }
+
+    #[test]
+    fn printable_text_is_one_line_without_control_characters(
+        bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        keep in 0usize..40,
+    ) {
+        let text = String::from_utf8_lossy(&bytes);
+        let line = printable(&text, keep);
+        prop_assert!(!line.chars().any(char::is_control), "{:?}", line);
     }
 
     #[test]

@@ -53,15 +53,21 @@ pub enum Verdict {
 
 impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use common::protocol::printable;
         match self {
             Verdict::Correct => f.write_str("correct"),
             Verdict::Wrong { got } => write!(
                 f,
-                "wrong reply {} ({} digits)",
-                common::protocol::abbreviate(got, 20),
-                got.len()
+                "wrong reply {} ({} characters)",
+                printable(got, 20),
+                got.chars().count()
             ),
-            Verdict::Refused { code, message } => write!(f, "error reply {code}: {message}"),
+            Verdict::Refused { code, message } => write!(
+                f,
+                "error reply {}: {}",
+                printable(code, 20),
+                printable(message, 60)
+            ),
         }
     }
 }

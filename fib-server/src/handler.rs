@@ -4,7 +4,7 @@ use crate::replier::Replier;
 use crate::Settings;
 use amiquip::{Channel, Delivery, Publish};
 use anyhow::Result;
-use common::protocol::{self, abbreviate, RequestError};
+use common::protocol::{self, abbreviate, printable, RequestError};
 use common::topology::QueueType;
 use log::{debug, info, warn};
 use std::time::Instant;
@@ -42,7 +42,8 @@ pub(crate) fn respond(
 ) -> Result<()> {
     let started = Instant::now();
     let correlation_id = delivery.properties.correlation_id().clone();
-    let id = correlation_id.as_deref().unwrap_or("-");
+    // From the network: escaped and shortened before it reaches a log line.
+    let id = &printable(correlation_id.as_deref().unwrap_or("-"), 40);
     debug!("request id={id}: {} bytes, answering", delivery.body.len());
     let topology = &settings.topology;
     if let Some(returns) = protocol::delivery_count(&delivery.properties) {

@@ -3,7 +3,7 @@
 //! stdout keeps only the result.
 
 use crate::measure::{RoundTrip, Verdict};
-use common::protocol::{abbreviate, Reply};
+use common::protocol::{printable, Reply};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Progress {
@@ -43,14 +43,14 @@ impl Progress {
 
 fn request_line(round_trip: &RoundTrip, reply: &Reply) -> String {
     let shown = match reply {
-        Reply::Value(digits) => format!("{} ({} digits)", abbreviate(digits, 20), digits.len()),
+        Reply::Value(digits) => format!(
+            "{} ({} characters)",
+            printable(digits, 20),
+            digits.chars().count()
+        ),
         // Both come from the server as they are: shorten them as well.
         Reply::Error { code, message } => {
-            format!(
-                "error {}: {}",
-                abbreviate(code, 20),
-                abbreviate(message, 60)
-            )
+            format!("error {}: {}", printable(code, 20), printable(message, 60))
         }
     };
     let verdict = match &round_trip.verdict {
