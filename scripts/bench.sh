@@ -11,15 +11,23 @@
 #   pipelined:   --inflight 16 and 64 x server --prefetch 1 and 50 x one and
 #                two servers, --count BENCH_PIPELINE_COUNT
 #   fib(n):      the table of scripts/fib-vs-gmp.sh, if present
+#   cluster:     fib-rpc on the default broker (classic queue) beside fib-rpc
+#                on a local three-node cluster (scripts/cluster.sh, quorum
+#                queue), sequential and 64 in flight against prefetch 50
 #
 # Each figure is the median over BENCH_REPS runs, column by column. Client CPU
 # is the client process's user+sys time (bash `times`, ms resolution) divided
-# by the request count; it includes connecting and declaring.
+# by the request count; it includes connecting and declaring. Server and
+# broker CPU are the growth of their processes' user+sys time (/proc, 10 ms
+# ticks) over the client's run, divided by the request count; for a cluster,
+# the broker is all three nodes.
 #
 # Env: BENCH_REPS (default 5), BENCH_SEQ_COUNT (2000),
 #      BENCH_PIPELINE_COUNT (20000), BENCH_WARMUP (requests per client before
 #      the timed runs of a configuration, 200; 0 for none),
-#      BENCH_MEMORY_COUNT (requests of the server memory run, 100000), AMQP_URL.
+#      BENCH_MEMORY_COUNT (requests of the server memory run, 100000),
+#      BENCH_SECTIONS (which to run, default "seq pipe memory fib cluster"),
+#      AMQP_URL.
 # Exchanges and queues are named bench.<random>.*; all are deleted on exit.
 set -euo pipefail
 
@@ -31,6 +39,8 @@ REPS="${BENCH_REPS:-5}"
 SEQ_COUNT="${BENCH_SEQ_COUNT:-2000}"
 PIPE_COUNT="${BENCH_PIPELINE_COUNT:-20000}"
 WARMUP="${BENCH_WARMUP:-200}"
+SECTIONS=" ${BENCH_SECTIONS:-seq pipe memory fib cluster} "
+section() { [[ "$SECTIONS" == *" $1 "* ]]; }
 
 log() { echo "bench: $*" >&2; }
 # fail MESSAGE: log it and return 1, for a run that may be retried.
@@ -57,6 +67,11 @@ STOP_TIMEOUT=10  # seconds for a server to stop after SIGTERM
 RUN_ID="bench.$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/fib-bench.XXXXXX")"
 SERVER_PIDS=()
+declare -A KIND_PIDS=() # kind -> its servers' pids, for their CPU time
+BROKER_PIDS=""         # the default broker's OS pid
+CLUSTER_PIDS=""        # the cluster nodes' OS pids, once started
+CLUSTER_URLS=""        # comma-separated, once started
+CLUSTER_STARTED=0
 SERVERS_STARTED=0 # names each server's log
 TOPOLOGIES=() # "exchange queue" pairs to delete on exit
 
@@ -80,6 +95,7 @@ stop_servers() {
         wait "$pid" 2>/dev/null || true
     done
     SERVER_PIDS=()
+    KIND_PIDS=()
 }
 
 delete_topologies() {
@@ -98,6 +114,9 @@ delete_topologies() {
 cleanup() {
     stop_servers
     delete_topologies
+    if [ "$CLUSTER_STARTED" -eq 1 ]; then
+        bash scripts/cluster.sh stop >&2 || log "warning: scripts/cluster.sh stop failed"
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -113,11 +132,13 @@ start_server() {
     : >"$errlog"
     case "$kind" in
     fib | fibdirect) "$SERVER_BIN" --quiet --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
+    fibq) "$SERVER_BIN" --quiet --url "$CLUSTER_URLS" --queue-type quorum --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
     fibnc) "$SERVER_BIN" --quiet --no-confirm --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
     floor) "$FLOOR_BIN" server --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
     esac
     pid=$!
     SERVER_PIDS+=("$pid")
+    KIND_PIDS[$kind]="${KIND_PIDS[$kind]:-} $pid"
     deadline=$((SECONDS + READY_TIMEOUT))
     until grep -qw ready "$errlog"; do
         if ! kill -0 "$pid" 2>/dev/null; then
@@ -142,8 +163,9 @@ start_server() {
 client_command() {
     local kind="$1" exchange="$2" count="$3" inflight="$4"
     case "$kind" in
-    fib | fibnc | fibdirect)
+    fib | fibnc | fibdirect | fibq)
         CMD=("$CLIENT_BIN" --quiet --json --count "$count" --exchange "$exchange")
+        if [ "$kind" = fibq ]; then CMD+=(--url "$CLUSTER_URLS"); fi
         if [ "$inflight" -gt 1 ]; then CMD+=(--inflight "$inflight"); fi
         if [ "$kind" = fibdirect ]; then CMD+=(--reply-to direct); fi
         ;;
@@ -154,13 +176,40 @@ client_command() {
 # json_number JSON KEY: the first number after "KEY": in a one-line JSON object.
 json_number() { sed -n "s/.*\"$2\":\([-0-9.eE+]*\).*/\1/p" <<<"$1"; }
 
+# cpu_ticks PID...: the processes' user+sys time so far, in clock ticks.
+cpu_ticks() {
+    local pid total=0 stat rest
+    for pid in "$@"; do
+        stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || continue
+        # Fields after the command name (which may hold spaces): state is
+        # field 3, utime 14 and stime 15, so 12 and 13 of the rest.
+        rest="${stat##*) }"
+        total=$((total + $(awk '{ print $12 + $13 }' <<<"$rest")))
+    done
+    echo "$total"
+}
+
+# broker_pids KIND: the broker processes a kind's requests go through.
+broker_pids() {
+    if [ "$1" = fibq ]; then echo "$CLUSTER_PIDS"; else echo "$BROKER_PIDS"; fi
+}
+
+# per_request_us TICKS COUNT
+per_request_us() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t * 1e6 / hz / n }'; }
+
 # run_client KIND EXCHANGE COUNT INFLIGHT RESULTS: one timed run; appends
-# "mean p50 p99 req/s cpu-us-per-request" to RESULTS and logs a line, or
-# returns 1.
+# "mean p50 p99 req/s client-cpu server-cpu broker-cpu" (CPU in µs per
+# request) to RESULTS and logs a line, or returns 1.
 run_client() {
     local kind="$1" exchange="$2" count="$3" inflight="$4" results="$5"
     local out="$WORK/client.out" err="$WORK/client.err" cpu="$WORK/client.cpu" json seconds
+    local server_before broker_before server_ticks broker_ticks
     client_command "$kind" "$exchange" "$count" "$inflight"
+    # Word splitting is meant: these are lists of pids.
+    # shellcheck disable=SC2046,SC2086
+    server_before="$(cpu_ticks ${KIND_PIDS[$kind]:-})"
+    # shellcheck disable=SC2046
+    broker_before="$(cpu_ticks $(broker_pids "$kind"))"
     # The subshell's only child is the client, so the second line of `times`
     # is the client's user and sys CPU. The client bounds every wait itself
     # (--timeout, 10 s by default).
@@ -174,17 +223,22 @@ run_client() {
         fail "$kind client failed: ${CMD[*]}"
         return 1
     fi
+    # shellcheck disable=SC2046,SC2086
+    server_ticks=$(($(cpu_ticks ${KIND_PIDS[$kind]:-}) - server_before))
+    # shellcheck disable=SC2046
+    broker_ticks=$(($(cpu_ticks $(broker_pids "$kind")) - broker_before))
     json="$(tail -n 1 "$out")"
     if [ "$(json_number "$json" failures)" != 0 ]; then
         fail "$kind client reported failures: $json"
         return 1
     fi
     seconds="$(awk 'NR == 2 { split($1, u, "m"); split($2, s, "m"); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$cpu")"
-    printf '%s %s %s %s %s\n' \
+    printf '%s %s %s %s %s %s %s\n' \
         "$(json_number "$json" mean)" "$(json_number "$json" p50)" "$(json_number "$json" p99)" \
         "$(json_number "$json" requests_per_second)" \
-        "$(awk -v s="$seconds" -v n="$count" 'BEGIN { print s * 1e6 / n }')" >>"$results"
-    log "  $kind: $(tail -n 1 "$results" | awk '{ printf "mean %.0f us, p99 %.0f us, %.0f req/s, client CPU %.1f us/req", $1, $3, $4, $5 }')"
+        "$(awk -v s="$seconds" -v n="$count" 'BEGIN { print s * 1e6 / n }')" \
+        "$(per_request_us "$server_ticks" "$count")" "$(per_request_us "$broker_ticks" "$count")" >>"$results"
+    log "  $kind: $(tail -n 1 "$results" | awk '{ printf "mean %.0f us, p99 %.0f us, %.0f req/s, CPU us/req: client %.1f, server %.1f, broker %.1f", $1, $3, $4, $5, $6, $7 }')"
 }
 
 # warm_up KIND EXCHANGE INFLIGHT: an untimed short run, so that the first timed
@@ -278,11 +332,20 @@ masked_url="$(sed 's#^\([a-z]*://[^:@/]*\):[^@/]*@#\1:***@#' <<<"${AMQP_URL:-amq
 HAS_INFLIGHT=0
 if "$CLIENT_BIN" --help 2>/dev/null | grep -q -- '--inflight'; then HAS_INFLIGHT=1; fi
 
+# node_pid NODE: a RabbitMQ node's OS pid (empty if it cannot be asked).
+node_pid() {
+    as_root timeout 20 rabbitmqctl -q ${1:+-n "$1"} eval 'os:getpid().' 2>/dev/null </dev/null | tr -dc '0-9'
+}
+BROKER_PIDS="$(node_pid "")"
+[ -n "$BROKER_PIDS" ] || log "warning: cannot find the broker's pid; broker CPU will read 0"
+
 started=$SECONDS
 
 # --- measure -------------------------------------------------------------------
 
-bench_config seq "fib fibnc fibdirect floor" 1 1 1 "$SEQ_COUNT"
+if section seq; then
+    bench_config seq "fib fibnc fibdirect floor" 1 1 1 "$SEQ_COUNT"
+fi
 
 PIPE_CONFIGS=()
 for inflight in 16 64; do
@@ -293,14 +356,31 @@ for inflight in 16 64; do
     done
 done
 if [ "$HAS_INFLIGHT" -eq 1 ]; then pipe_kinds="fib floor"; else pipe_kinds="floor"; fi
-for config in "${PIPE_CONFIGS[@]}"; do
-    # shellcheck disable=SC2086 # "inflight prefetch servers"
-    set -- $config
-    bench_config "pipe-$1-$2-$3" "$pipe_kinds" "$1" "$2" "$3" "$PIPE_COUNT"
-done
+if section pipe; then
+    for config in "${PIPE_CONFIGS[@]}"; do
+        # shellcheck disable=SC2086 # "inflight prefetch servers"
+        set -- $config
+        bench_config "pipe-$1-$2-$3" "$pipe_kinds" "$1" "$2" "$3" "$PIPE_COUNT"
+    done
+fi
+
+if section cluster; then
+    log "cluster: starting three local nodes (scripts/cluster.sh)"
+    CLUSTER_STARTED=1
+    CLUSTER_URLS="$(bash scripts/cluster.sh start | paste -sd, -)" || die "cluster: scripts/cluster.sh start failed"
+    for i in 1 2 3; do CLUSTER_PIDS="$CLUSTER_PIDS $(node_pid "fibq$i@localhost")"; done
+    # Both kinds alternate run by run: fib on the default broker (classic
+    # queue), fibq on the cluster (quorum queue, server and client on node 1,
+    # which leads the queue it declares).
+    bench_config cluster-seq "fib fibq" 1 1 1 "$SEQ_COUNT"
+    bench_config cluster-pipe "fib fibq" 64 50 1 "$PIPE_COUNT"
+    bash scripts/cluster.sh stop >&2 || log "warning: scripts/cluster.sh stop failed"
+    CLUSTER_STARTED=0
+fi
 
 # Server memory through a long pipelined run: the peak resident set (VmHWM).
 MEM_COUNT="${BENCH_MEMORY_COUNT:-100000}"
+if section memory; then
 log "memory: fib-server through $MEM_COUNT requests, 64 in flight, prefetch 50"
 mem_exchange="$RUN_ID.memory.fib"
 TOPOLOGIES+=("$mem_exchange $mem_exchange.requests")
@@ -313,10 +393,13 @@ mem_peak_kib="$(awk '/^VmHWM:/ { print $2 }' "/proc/$mem_pid/status")"
 mem_end_kib="$(awk '/^VmRSS:/ { print $2 }' "/proc/$mem_pid/status")"
 stop_servers
 delete_topologies
+fi
 
 fib_table=""
 fib_note=""
-if [ -x scripts/fib-vs-gmp.sh ]; then
+if ! section fib; then
+    fib_note="Not measured in this run (BENCH_SECTIONS)."
+elif [ -x scripts/fib-vs-gmp.sh ]; then
     log "fib(n): scripts/fib-vs-gmp.sh"
     if ! fib_table="$(scripts/fib-vs-gmp.sh)"; then
         fib_note="scripts/fib-vs-gmp.sh failed; see its messages on stderr."
@@ -330,7 +413,24 @@ elapsed=$((SECONDS - started))
 
 # --- report ---------------------------------------------------------------------
 
-seq_cell() { round "$(median "$WORK/seq.$1.tsv" "$2")" "${3:-0}"; }
+# seq_row LABEL CONFIG KIND: a table row of medians.
+seq_row() {
+    local f="$WORK/$2.$3.tsv"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |' "$1" \
+        "$(round "$(median "$f" 1)")" "$(round "$(median "$f" 2)")" "$(round "$(median "$f" 3)")" \
+        "$(round "$(median "$f" 4)")" "$(round "$(median "$f" 5)" 1)" "$(round "$(median "$f" 6)" 1)" \
+        "$(round "$(median "$f" 7)" 1)"
+}
+# ratio_row CONFIG KIND BASE: the seven medians of KIND over BASE's.
+ratio_row() {
+    local c cells=()
+    for c in 1 2 3 4 5 6 7; do
+        cells+=("$(ratio "$(median "$WORK/$1.$2.tsv" "$c")" "$(median "$WORK/$1.$3.tsv" "$c")")")
+    done
+    local joined
+    joined="$(printf '%s | ' "${cells[@]}")"
+    echo "${joined% | }"
+}
 
 cat <<EOF
 # fib-rpc benchmarks
@@ -349,15 +449,18 @@ and the floor on their own fresh exchange and queue, alternating run by run,
 after a warm-up of $WARMUP requests each. Client CPU is the client process's
 user+sys time divided by the request count, connection set-up included.
 
+EOF
+if section seq; then
+    cat <<EOF
 ## Sequential: $SEQ_COUNT requests, one at a time, one server, prefetch 1
 
-| | mean µs | p50 µs | p99 µs | req/s | client CPU µs/req |
-|---|---:|---:|---:|---:|---:|
-| fib-rpc | $(seq_cell fib 1) | $(seq_cell fib 2) | $(seq_cell fib 3) | $(seq_cell fib 4) | $(seq_cell fib 5 1) |
-| fib-rpc, server \`--no-confirm\` | $(seq_cell fibnc 1) | $(seq_cell fibnc 2) | $(seq_cell fibnc 3) | $(seq_cell fibnc 4) | $(seq_cell fibnc 5 1) |
-| fib-rpc, client \`--reply-to direct\` | $(seq_cell fibdirect 1) | $(seq_cell fibdirect 2) | $(seq_cell fibdirect 3) | $(seq_cell fibdirect 4) | $(seq_cell fibdirect 5 1) |
-| floor | $(seq_cell floor 1) | $(seq_cell floor 2) | $(seq_cell floor 3) | $(seq_cell floor 4) | $(seq_cell floor 5 1) |
-| fib-rpc / floor | $(ratio "$(median "$WORK/seq.fib.tsv" 1)" "$(median "$WORK/seq.floor.tsv" 1)") | $(ratio "$(median "$WORK/seq.fib.tsv" 2)" "$(median "$WORK/seq.floor.tsv" 2)") | $(ratio "$(median "$WORK/seq.fib.tsv" 3)" "$(median "$WORK/seq.floor.tsv" 3)") | $(ratio "$(median "$WORK/seq.fib.tsv" 4)" "$(median "$WORK/seq.floor.tsv" 4)") | $(ratio "$(median "$WORK/seq.fib.tsv" 5)" "$(median "$WORK/seq.floor.tsv" 5)") |
+| | mean µs | p50 µs | p99 µs | req/s | client CPU µs/req | server CPU µs/req | broker CPU µs/req |
+|---|---:|---:|---:|---:|---:|---:|---:|
+$(seq_row "fib-rpc" seq fib)
+$(seq_row "fib-rpc, server \`--no-confirm\`" seq fibnc)
+$(seq_row "fib-rpc, client \`--reply-to direct\`" seq fibdirect)
+$(seq_row floor seq floor)
+| fib-rpc / floor | $(ratio_row seq fib floor) |
 
 The first ratio row is fib-rpc as shipped (publisher confirms on) over the
 floor; the others compare each variant with the floor. fib-client asks for
@@ -369,6 +472,10 @@ floor sends the same bodies and gets them back.
 | server \`--no-confirm\` | $(ratio "$(median "$WORK/seq.fibnc.tsv" 1)" "$(median "$WORK/seq.floor.tsv" 1)") | $(ratio "$(median "$WORK/seq.fibnc.tsv" 2)" "$(median "$WORK/seq.floor.tsv" 2)") | $(ratio "$(median "$WORK/seq.fibnc.tsv" 3)" "$(median "$WORK/seq.floor.tsv" 3)") |
 | client \`--reply-to direct\` | $(ratio "$(median "$WORK/seq.fibdirect.tsv" 1)" "$(median "$WORK/seq.floor.tsv" 1)") | $(ratio "$(median "$WORK/seq.fibdirect.tsv" 2)" "$(median "$WORK/seq.floor.tsv" 2)") | $(ratio "$(median "$WORK/seq.fibdirect.tsv" 3)" "$(median "$WORK/seq.floor.tsv" 3)") |
 
+EOF
+fi
+if section pipe; then
+    cat <<EOF
 ## Pipelined: $PIPE_COUNT requests, K in flight
 
 fib-client \`--inflight K\`, fib-server \`--prefetch P\`; the floor likewise.
@@ -377,6 +484,7 @@ the floor's replies are the request bodies, a few bytes.
 
 | in flight | prefetch | servers | fib-rpc req/s | floor req/s | fib-rpc / floor | fib-rpc CPU µs/req | floor CPU µs/req |
 |---:|---:|---:|---:|---:|---:|---:|---:|
+EOF
 EOF
 for config in "${PIPE_CONFIGS[@]}"; do
     # shellcheck disable=SC2086
@@ -394,14 +502,40 @@ for config in "${PIPE_CONFIGS[@]}"; do
             "n/a (fib-client has no --inflight yet)" "$(round "$floor_rps")" "n/a" "n/a" "$floor_cpu"
     fi
 done
-cat <<EOF
+fi
+if section cluster; then
+    cat <<EOF
+## Cluster: one node with a classic queue beside three nodes with a quorum queue
 
+fib-rpc as shipped on the default broker (classic \`task_queue\`-like
+queue), and on a local three-node cluster (\`scripts/cluster.sh\`) with
+\`fib-server --queue-type quorum\`, server and client both on node 1 (the
+queue's leader: the node that declared it), alternating run by run. All
+three nodes share this machine's $(nproc) cores with the programs, so the
+cluster's broker CPU is the sum over its three nodes.
+
+| | mean µs | p50 µs | p99 µs | req/s | client CPU µs/req | server CPU µs/req | broker CPU µs/req |
+|---|---:|---:|---:|---:|---:|---:|---:|
+$(seq_row "sequential, 1 node, classic" cluster-seq fib)
+$(seq_row "sequential, 3 nodes, quorum" cluster-seq fibq)
+| quorum / classic | $(ratio_row cluster-seq fibq fib) |
+$(seq_row "64 in flight, prefetch 50, 1 node, classic" cluster-pipe fib)
+$(seq_row "64 in flight, prefetch 50, 3 nodes, quorum" cluster-pipe fibq)
+| quorum / classic | $(ratio_row cluster-pipe fibq fib) |
+
+EOF
+fi
+if section memory; then
+    cat <<EOF
 ## Server memory
 
 fib-server (one, \`--prefetch 50\`) through $MEM_COUNT requests from
 \`fib-client --inflight 64\`: resident $(mib "$mem_start_kib") MiB when ready,
 peak $(mib "$mem_peak_kib") MiB (VmHWM), $(mib "$mem_end_kib") MiB at the end.
 
+EOF
+fi
+cat <<EOF
 ## fib(n)
 
 EOF
