@@ -75,6 +75,51 @@ CLUSTER_STARTED=0
 SERVERS_STARTED=0 # names each server's log
 TOPOLOGIES=() # "exchange queue" pairs to delete on exit
 
+# --- the floor's configurations -------------------------------------------------
+
+# The ablation: a bare echo, then one property of fib-rpc added at a time.
+ABLATION=(bare persist mandatory confirm uuid compute check logging)
+declare -A ABLATION_LABEL=(
+    [bare]="bare echo: persistent requests, transient replies, prefetch 1"
+    [persist]="+ persistent replies"
+    [mandatory]="+ mandatory requests"
+    [confirm]="+ reply confirmed before the ack"
+    [uuid]="+ UUID correlation ids"
+    [compute]="+ server computes F(n)"
+    [check]="+ client checks F(n)"
+    [logging]="+ server logs a line per request"
+)
+
+# floor_flags KIND: the floor's SERVER_FLAGS and CLIENT_FLAGS for KIND: an
+# ablation step (every step up to it), or floor (the pipelined floor: a bare
+# echo that replies with as many bytes as F(n) has digits).
+floor_flags() {
+    local step check=echo
+    SERVER_FLAGS=()
+    CLIENT_FLAGS=()
+    if [ "$1" = floor ]; then
+        SERVER_FLAGS=(--reply pad)
+        CLIENT_FLAGS=(--check pad)
+        return 0
+    fi
+    for step in "${ABLATION[@]}"; do
+        case "$step" in
+        persist) SERVER_FLAGS+=(--persistent-replies) ;;
+        mandatory) CLIENT_FLAGS+=(--mandatory) ;;
+        confirm) SERVER_FLAGS+=(--confirm) ;;
+        uuid) CLIENT_FLAGS+=(--uuid) ;;
+        compute)
+            SERVER_FLAGS+=(--reply fib)
+            check=none
+            ;;
+        check) check=fib ;;
+        logging) SERVER_FLAGS+=(--log) ;;
+        esac
+        [ "$step" = "$1" ] && break
+    done
+    CLIENT_FLAGS+=(--check "$check")
+}
+
 # --- servers and clean-up --------------------------------------------------
 
 stop_servers() {
@@ -133,8 +178,12 @@ start_server() {
     case "$kind" in
     fib | fibdirect) "$SERVER_BIN" --quiet --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
     fibq) "$SERVER_BIN" --quiet --url "$CLUSTER_URLS" --queue-type quorum --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
+    fiblog) "$SERVER_BIN" --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
     fibnc) "$SERVER_BIN" --quiet --no-confirm --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
-    floor) "$FLOOR_BIN" server --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
+    *)
+        floor_flags "$kind"
+        "$FLOOR_BIN" server --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" "${SERVER_FLAGS[@]}" 2>"$errlog" &
+        ;;
     esac
     pid=$!
     SERVER_PIDS+=("$pid")
@@ -163,13 +212,16 @@ start_server() {
 client_command() {
     local kind="$1" exchange="$2" count="$3" inflight="$4"
     case "$kind" in
-    fib | fibnc | fibdirect | fibq)
+    fib | fibnc | fibdirect | fibq | fiblog)
         CMD=("$CLIENT_BIN" --quiet --json --count "$count" --exchange "$exchange")
         if [ "$kind" = fibq ]; then CMD+=(--url "$CLUSTER_URLS"); fi
         if [ "$inflight" -gt 1 ]; then CMD+=(--inflight "$inflight"); fi
         if [ "$kind" = fibdirect ]; then CMD+=(--reply-to direct); fi
         ;;
-    floor) CMD=("$FLOOR_BIN" client --json --count "$count" --inflight "$inflight" --exchange "$exchange") ;;
+    *)
+        floor_flags "$kind"
+        CMD=("$FLOOR_BIN" client --json --count "$count" --inflight "$inflight" --exchange "$exchange" "${CLIENT_FLAGS[@]}")
+        ;;
     esac
 }
 
@@ -344,7 +396,7 @@ started=$SECONDS
 # --- measure -------------------------------------------------------------------
 
 if section seq; then
-    bench_config seq "fib fibnc fibdirect floor" 1 1 1 "$SEQ_COUNT"
+    bench_config seq "${ABLATION[*]} fiblog fib fibnc fibdirect" 1 1 1 "$SEQ_COUNT"
 fi
 
 PIPE_CONFIGS=()
@@ -421,6 +473,20 @@ seq_row() {
         "$(round "$(median "$f" 4)")" "$(round "$(median "$f" 5)" 1)" "$(round "$(median "$f" 6)" 1)" \
         "$(round "$(median "$f" 7)" 1)"
 }
+# ablation_rows: the ablation table's rows, then fib-rpc as shipped.
+ablation_rows() {
+    local kind previous="" mean label
+    for kind in "${ABLATION[@]}" fiblog; do
+        mean="$(median "$WORK/seq.$kind.tsv" 1)"
+        if [ "$kind" = fiblog ]; then label="fib-rpc as shipped"; else label="${ABLATION_LABEL[$kind]}"; fi
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$(round "$mean")" \
+            "$(if [ -n "$previous" ]; then awk -v a="$mean" -v b="$previous" 'BEGIN { printf "%+.0f", a - b }'; fi)" \
+            "$(round "$(median "$WORK/seq.$kind.tsv" 2)")" "$(round "$(median "$WORK/seq.$kind.tsv" 3)")" \
+            "$(round "$(median "$WORK/seq.$kind.tsv" 4)")" "$(round "$(median "$WORK/seq.$kind.tsv" 5)" 1)" \
+            "$(round "$(median "$WORK/seq.$kind.tsv" 6)" 1)" "$(round "$(median "$WORK/seq.$kind.tsv" 7)" 1)"
+        previous="$mean"
+    done
+}
 # ratio_row CONFIG KIND BASE: the seven medians of KIND over BASE's.
 ratio_row() {
     local c cells=()
@@ -442,35 +508,42 @@ Measured by \`scripts/bench.sh\` in ${elapsed} s; every figure is the median
 of $REPS runs, column by column.
 
 The *floor* is \`fib-client/examples/floor.rs\`: the same connection code
-(TCP_NODELAY), declarations and message properties (persistent requests and
-replies, mandatory publish, manual acks), with a server that echoes the
-request body and a client that only waits. Each configuration runs fib-rpc
-and the floor on their own fresh exchange and queue, alternating run by run,
-after a warm-up of $WARMUP requests each. Client CPU is the client process's
-user+sys time divided by the request count, connection set-up included.
+(TCP_NODELAY) and declarations, with a server that echoes and a client that
+only waits; each property of fib-rpc can be switched on alone. Each
+configuration runs its programs on their own fresh exchange and queue,
+alternating run by run, after a warm-up of $WARMUP requests each. Client CPU
+is the client process's user+sys time divided by the request count,
+connection set-up included; server and broker CPU are their processes'
+user+sys time over the client's run (10 ms ticks), divided likewise.
 
 EOF
 if section seq; then
     cat <<EOF
 ## Sequential: $SEQ_COUNT requests, one at a time, one server, prefetch 1
 
+From a bare echo (\`fib-client/examples/floor.rs\` with no options: persistent
+requests as the pika client sends them, transient replies, no mandatory flag,
+no publisher confirms, prefetch 1, a counter for correlation ids, the same
+amiquip connection with TCP_NODELAY) to fib-rpc as shipped, one property at a
+time; every row alternates with every other, run by run. "+ mean" is the
+increment of the mean over the row above.
+
+| | mean µs | + mean µs | p50 µs | p99 µs | req/s | client CPU µs/req | server CPU µs/req | broker CPU µs/req |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|
+$(ablation_rows)
+| fib-rpc / bare echo | $(ratio "$(median "$WORK/seq.fiblog.tsv" 1)" "$(median "$WORK/seq.bare.tsv" 1)") | | $(ratio "$(median "$WORK/seq.fiblog.tsv" 2)" "$(median "$WORK/seq.bare.tsv" 2)") | $(ratio "$(median "$WORK/seq.fiblog.tsv" 3)" "$(median "$WORK/seq.bare.tsv" 3)") | | | | |
+
+Variants of fib-rpc (server \`--quiet\` in all three):
+
 | | mean µs | p50 µs | p99 µs | req/s | client CPU µs/req | server CPU µs/req | broker CPU µs/req |
 |---|---:|---:|---:|---:|---:|---:|---:|
-$(seq_row "fib-rpc" seq fib)
-$(seq_row "fib-rpc, server \`--no-confirm\`" seq fibnc)
-$(seq_row "fib-rpc, client \`--reply-to direct\`" seq fibdirect)
-$(seq_row floor seq floor)
-| fib-rpc / floor | $(ratio_row seq fib floor) |
+$(seq_row "fib-rpc, server \`--quiet\`" seq fib)
+$(seq_row "fib-rpc, server \`--quiet --no-confirm\`" seq fibnc)
+$(seq_row "fib-rpc, server \`--quiet\`, client \`--reply-to direct\`" seq fibdirect)
+| \`--quiet\` / bare echo | $(ratio_row seq fib bare) |
 
-The first ratio row is fib-rpc as shipped (publisher confirms on) over the
-floor; the others compare each variant with the floor. fib-client asks for
-n = 0 .. $((SEQ_COUNT - 1)) and checks each reply against its own F(n); the
-floor sends the same bodies and gets them back.
-
-| ratio to floor | mean | p50 | p99 |
-|---|---:|---:|---:|
-| server \`--no-confirm\` | $(ratio "$(median "$WORK/seq.fibnc.tsv" 1)" "$(median "$WORK/seq.floor.tsv" 1)") | $(ratio "$(median "$WORK/seq.fibnc.tsv" 2)" "$(median "$WORK/seq.floor.tsv" 2)") | $(ratio "$(median "$WORK/seq.fibnc.tsv" 3)" "$(median "$WORK/seq.floor.tsv" 3)") |
-| client \`--reply-to direct\` | $(ratio "$(median "$WORK/seq.fibdirect.tsv" 1)" "$(median "$WORK/seq.floor.tsv" 1)") | $(ratio "$(median "$WORK/seq.fibdirect.tsv" 2)" "$(median "$WORK/seq.floor.tsv" 2)") | $(ratio "$(median "$WORK/seq.fibdirect.tsv" 3)" "$(median "$WORK/seq.floor.tsv" 3)") |
+fib-client asks for n = 0 .. $((SEQ_COUNT - 1)) and checks each reply against its own
+F(n); so do the floor's rows from "+ client checks F(n)" on.
 
 EOF
 fi
@@ -480,7 +553,8 @@ if section pipe; then
 
 fib-client \`--inflight K\`, fib-server \`--prefetch P\`; the floor likewise.
 fib-rpc replies are F(n) for n up to $((PIPE_COUNT - 1)), up to $(awk -v n="$PIPE_COUNT" 'BEGIN { printf "%d", (n - 1) * 0.20898764 + 1 }') digits;
-the floor's replies are the request bodies, a few bytes.
+the floor's replies are as many bytes as F(n) has digits (\`--reply pad\`),
+not computed: the ratio is fib-rpc's own overhead, moving the same bytes.
 
 | in flight | prefetch | servers | fib-rpc req/s | floor req/s | fib-rpc / floor | fib-rpc CPU µs/req | floor CPU µs/req |
 |---:|---:|---:|---:|---:|---:|---:|---:|
