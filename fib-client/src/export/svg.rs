@@ -56,6 +56,7 @@ pub fn spectrum_svg(title: &str, views: &[(&str, &Histogram<u64>)]) -> Result<St
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 20))
             .margin(16)
+            .margin_right(40)
             .x_label_area_size(48)
             .y_label_area_size(72)
             .build_cartesian_2d((1.0..x_max).log_scale(), 0.0..y_max)
