@@ -12,11 +12,15 @@ pub const USAGE: i32 = 2;
 pub const BROKER: i32 = 3;
 pub const UNROUTABLE: i32 = 4;
 pub const TIMEOUT: i32 = 5;
+/// fib-client `--baseline`: mean or p99 worse than `--max-regression` allows.
+pub const REGRESSION: i32 = 6;
 /// An error that is neither a [`crate::Failure`] nor the broker's: a bug or
 /// an unexpected local failure. 70 is EX_SOFTWARE in BSD's sysexits.h.
 pub const INTERNAL: i32 = 70;
 /// fib-server: a second SIGINT/SIGTERM during a graceful stop (128 + SIGINT).
 pub const SECOND_SIGNAL: i32 = 130;
+/// fib-client: stopped by Ctrl-C, after printing the summary (128 + SIGINT).
+pub const INTERRUPTED: i32 = 130;
 
 /// Which program a text is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,13 +94,18 @@ pub const EXIT_CODES: &[ExitCode] = &[
         server: None,
     },
     ExitCode {
+        code: REGRESSION,
+        client: Some("--baseline: mean or p99 worse than the baseline by more than --max-regression"),
+        server: None,
+    },
+    ExitCode {
         code: INTERNAL,
         client: Some(BUG),
         server: Some(BUG),
     },
     ExitCode {
         code: SECOND_SIGNAL,
-        client: None,
+        client: Some("interrupted by Ctrl-C (SIGINT), the summary of what was done printed; or a second Ctrl-C"),
         server: Some("a second SIGINT/SIGTERM during a graceful stop"),
     },
 ];
@@ -155,18 +164,21 @@ mod tests {
         for exit in EXIT_CODES {
             assert!(exit.client.is_some() || exit.server.is_some());
         }
-        // 6 is kept for a later regression gate.
-        assert!(!codes.contains(&6));
+        assert_eq!(INTERRUPTED, SECOND_SIGNAL, "one row for 130");
     }
 
     #[test]
     fn help_lists_only_the_programs_codes() {
         let client = help_section(Program::Client);
         assert!(client.contains("  5    a request got no reply"), "{client}");
-        assert!(!client.contains("130"), "{client}");
+        assert!(client.contains("  6    --baseline"), "{client}");
+        assert!(client.contains("  130  interrupted by Ctrl-C"), "{client}");
         let server = help_section(Program::Server);
         assert!(server.contains("  130  a second SIGINT"), "{server}");
-        assert!(!server.contains("  4 "), "{server}");
+        assert!(
+            !server.contains("  4 ") && !server.contains("  6 "),
+            "{server}"
+        );
         assert!(server.contains("  70   internal error"), "{server}");
     }
 

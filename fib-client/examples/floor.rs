@@ -481,6 +481,13 @@ fn run_client(channel: &Channel, exchange: &str, options: ClientOptions) -> Resu
         } else {
             0.0
         },
-        latency_us: Latency::of(&latencies),
+        latency_us: Latency::of(&{
+            // The same histogram as fib-client's, so the two compare.
+            let mut histogram = fib_client::stats::histogram();
+            for latency in &latencies {
+                fib_client::stats::record(&mut histogram, *latency);
+            }
+            histogram
+        }),
     })
 }

@@ -5,6 +5,7 @@ use clap::Parser;
 use common::cli::{ConnectionArgs, VerbosityArgs, LOG_NOTE};
 use common::exit::{self, Program};
 use common::protocol::DEFAULT_ROUTING_KEY;
+use std::path::PathBuf;
 
 fn after_help() -> String {
     format!(
@@ -28,11 +29,56 @@ pub struct Cli {
     pub routing_key: String,
     /// Number of requests, for n = start, start+1, ... (n at most 10,000,000:
     /// the client checks each reply against its own F(n))
-    #[arg(long, default_value_t = 2000, value_name = "N", conflicts_with = "n")]
+    #[arg(long, default_value_t = 2000, value_name = "N", conflicts_with_all = ["n", "duration"])]
     pub count: u64,
     /// First n of the run.
-    #[arg(long, default_value_t = 0, value_name = "N", conflicts_with = "n")]
+    #[arg(long, default_value_t = 0, value_name = "N", conflicts_with_all = ["n", "n_range", "fixed_n"])]
     pub start: u64,
+    /// Send requests for this long instead of --count of them.
+    #[arg(long, value_name = "SECS", conflicts_with = "n")]
+    pub duration: Option<f64>,
+    /// Open loop: send R requests per second on a fixed schedule (at most
+    /// --inflight outstanding); latency is counted from when each was due.
+    #[arg(long, value_name = "R", conflicts_with = "n")]
+    pub rate: Option<f64>,
+    /// Requests sent and checked before the measured ones, not counted.
+    #[arg(long, value_name = "N", default_value_t = 0, conflicts_with = "n")]
+    pub warmup: u64,
+    /// Ask for n = A, A+1, ..., B-1, then A again (default: start..start+count).
+    #[arg(long, value_name = "A..B", conflicts_with_all = ["n", "fixed_n"])]
+    pub n_range: Option<String>,
+    /// Ask for the same n every time.
+    #[arg(long, value_name = "N", conflicts_with = "n")]
+    pub fixed_n: Option<u64>,
+    /// Print a line per interval on stderr: requests, rate, p50/p99/max.
+    #[arg(long, value_name = "SECS", conflicts_with = "n")]
+    pub interval: Option<f64>,
+    /// Write the summary and the run's parameters as JSON.
+    #[arg(long, value_name = "FILE", conflicts_with = "n")]
+    pub export_json: Option<PathBuf>,
+    /// Write one CSV row per request.
+    #[arg(long, value_name = "FILE", conflicts_with = "n")]
+    pub export_csv: Option<PathBuf>,
+    /// Write the summary as a Markdown table.
+    #[arg(long, value_name = "FILE", conflicts_with = "n")]
+    pub export_markdown: Option<PathBuf>,
+    /// Write HdrHistogram's percentile distribution (corrected view).
+    #[arg(long, value_name = "FILE", conflicts_with = "n")]
+    pub export_hgrm: Option<PathBuf>,
+    /// Draw the latency percentile spectrum as SVG.
+    #[arg(long, value_name = "FILE", conflicts_with = "n")]
+    pub export_svg: Option<PathBuf>,
+    /// Compare mean and p99 with an earlier --export-json file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "max_regression",
+        conflicts_with = "n"
+    )]
+    pub baseline: Option<PathBuf>,
+    /// With --baseline: exit 6 when mean or p99 is worse by more than PCT %.
+    #[arg(long, value_name = "PCT", requires = "baseline")]
+    pub max_regression: Option<f64>,
     /// Ask for F(N) once and print it alone on stdout.
     #[arg(long, value_name = "N")]
     pub n: Option<u64>,

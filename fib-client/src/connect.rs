@@ -2,20 +2,32 @@
 //! a reply queue on a channel of `common::lifecycle`, which reconnects after
 //! a lost connection for as long as `options.reconnect_for` allows.
 
+use crate::export::Broker;
 use crate::options::Options;
 use crate::rpc::RpcSession;
 use anyhow::Result;
 use common::lifecycle::{self, Policy};
+use crossbeam_channel::Receiver;
 use log::{info, warn};
+
+/// What the sessions of a run were.
+#[derive(Debug, Clone, Default)]
+pub struct Sessions {
+    pub reconnects: u64,
+    /// From the first connection's server properties.
+    pub broker: Option<Broker>,
+}
 
 /// Runs `work` with a session and its number until it succeeds, on a new
 /// session after each lost connection. A first connection that fails is an
-/// error at once. Returns how many times it reconnected.
+/// error at once. `interrupt` (Ctrl-C) is handed to every session.
 pub fn with_sessions(
     options: &Options,
+    interrupt: Option<&Receiver<()>>,
     work: &mut dyn FnMut(&RpcSession, u64) -> Result<()>,
-) -> Result<u64> {
+) -> Result<Sessions> {
     let mut sessions = 0u64;
+    let mut broker = None;
     let policy = Policy::GiveUpAfter(options.reconnect_for);
     lifecycle::run_sessions(&options.connection, policy, &mut |session| {
         let rpc = RpcSession::open(
@@ -23,7 +35,8 @@ pub fn with_sessions(
             &options.exchange,
             &options.routing_key,
             options.reply_mode,
-        )?;
+        )?
+        .with_interrupt(interrupt.cloned());
         info!(
             "connected to {}; requests to exchange {:?} with routing key {:?}, replies on {:?}",
             session.url,
@@ -31,6 +44,7 @@ pub fn with_sessions(
             options.routing_key,
             rpc.reply_queue()
         );
+        broker.get_or_insert_with(|| Broker::from_server_properties(session.server_properties));
         session.ready();
         sessions += 1;
         work(&rpc, session.number)?;
@@ -40,5 +54,8 @@ pub fn with_sessions(
         }
         Ok(())
     })?;
-    Ok(sessions.saturating_sub(1))
+    Ok(Sessions {
+        reconnects: sessions.saturating_sub(1),
+        broker,
+    })
 }

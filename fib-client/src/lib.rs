@@ -8,25 +8,30 @@
 pub mod cli;
 pub mod connect;
 pub mod export;
+pub mod interrupt;
 pub mod measure;
 pub mod options;
 pub mod output;
 pub mod rpc;
 pub mod stats;
 pub mod summary;
+pub mod workload;
 
 use anyhow::Result;
+use common::exit;
 use common::logging::Verbosity;
 use common::protocol::Reply;
-use measure::{Run, Verdict};
+use export::{Baseline, CsvWriter, Parameters};
+use measure::{Observer, RoundTrip, Run, Stop, Verdict};
 use options::{Mode, Options, Output};
 use std::io::{IsTerminal, Write};
+use std::time::{Duration, SystemTime};
 use summary::Summary;
 
 /// How a run ended when nothing went wrong with the broker.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Benchmark(Summary),
+    Benchmark(Box<Summary>),
     /// The `--n` call: was the reply F(n)?
     Single {
         correct: bool,
@@ -38,6 +43,21 @@ impl Outcome {
         match self {
             Outcome::Benchmark(summary) => summary.failures == 0,
             Outcome::Single { correct } => *correct,
+        }
+    }
+
+    /// 130 if interrupted, else 1 for wrong replies, else 6 for a
+    /// regression, else 0.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Benchmark(summary) if summary.interrupted => exit::INTERRUPTED,
+            _ if !self.all_correct() => exit::WRONG_REPLIES,
+            Outcome::Benchmark(summary)
+                if summary.regression.as_ref().is_some_and(|r| r.failed) =>
+            {
+                exit::REGRESSION
+            }
+            _ => exit::OK,
         }
     }
 }
@@ -53,8 +73,8 @@ pub fn run(options: &Options) -> Result<Outcome> {
 fn single(n: u64, options: &Options) -> Result<Outcome> {
     let mut run = Run::new(options.plan());
     let mut answer = None;
-    connect::with_sessions(options, &mut |session, number| {
-        run.drive(session, number, &mut |trip, reply| {
+    connect::with_sessions(options, None, &mut |session, number| {
+        run.drive(session, number, &mut |trip: &RoundTrip, reply: &Reply| {
             answer = Some((trip.verdict.clone(), reply.clone()));
         })
     })?;
@@ -72,27 +92,150 @@ fn single(n: u64, options: &Options) -> Result<Outcome> {
     Ok(Outcome::Single { correct })
 }
 
+/// What watches a timed run: the progress bar or per-request lines, the
+/// interval lines and the CSV rows.
+struct Live {
+    progress: output::Progress,
+    intervals: Option<output::Intervals>,
+    csv: Option<CsvWriter>,
+}
+
+impl Observer for Live {
+    fn round_trip(&mut self, trip: &RoundTrip, reply: &Reply) {
+        self.progress.observe(trip, reply);
+        if !trip.is_correct() {
+            log::warn!("n={}: {}", trip.n, trip.verdict);
+        }
+        if let Some(intervals) = self.intervals.as_mut() {
+            intervals.observe(trip);
+        }
+        if let Some(csv) = self.csv.as_mut() {
+            csv.row(trip);
+        }
+    }
+
+    fn unanswered(&mut self, trip: &RoundTrip) {
+        if let Some(csv) = self.csv.as_mut() {
+            csv.row(trip);
+        }
+    }
+
+    fn tick(&mut self, at: Duration) {
+        if let Some(intervals) = self.intervals.as_mut() {
+            self.progress
+                .suspend(|| eprintln!("{}", intervals.line(at)));
+        }
+    }
+}
+
 fn benchmark(options: &Options) -> Result<Outcome> {
     let plan = options.plan();
-    let count = plan.requests.end - plan.requests.start;
-    let show_bar = options.verbosity == Verbosity::Normal && std::io::stderr().is_terminal();
-    let mut progress =
-        output::Progress::new(count, show_bar, options.verbosity == Verbosity::Verbose);
-    let mut run = Run::new(plan);
-    let reconnects = connect::with_sessions(options, &mut |session, number| {
-        run.drive(session, number, &mut |trip, reply| {
-            progress.observe(trip, reply);
-            if !trip.is_correct() {
-                log::warn!("n={}: {}", trip.n, trip.verdict);
-            }
-        })
-    })?;
-    progress.finish();
-    let summary = Summary::of(&run.finish(), reconnects);
-    let mut stdout = std::io::stdout().lock();
-    match options.output {
-        Output::Json => writeln!(stdout, "{}", export::json(&summary)?)?,
-        Output::Human => write!(stdout, "{}", output::summary_table(&summary))?,
+    // Everything that can be refused is refused before connecting.
+    let baseline = options
+        .gate
+        .as_ref()
+        .map(|gate| Baseline::load(&gate.baseline))
+        .transpose()?;
+    let exports = &options.exports;
+    for path in [
+        &exports.json,
+        &exports.markdown,
+        &exports.hgrm,
+        &exports.svg,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        export::create(path)?;
     }
-    Ok(Outcome::Benchmark(summary))
+    let csv = exports.csv.as_deref().map(CsvWriter::create).transpose()?;
+    let interrupt = interrupt::on_sigint()?;
+    let started = SystemTime::now();
+    let expected = match plan.stop {
+        Stop::Count(count) => Some(count.saturating_add(plan.warmup)),
+        Stop::After(_) => None,
+    };
+    let show_bar = options.verbosity == Verbosity::Normal && std::io::stderr().is_terminal();
+    let mut live = Live {
+        progress: output::Progress::new(
+            expected,
+            show_bar,
+            options.verbosity == Verbosity::Verbose,
+        ),
+        intervals: options.interval.map(|_| output::Intervals::new()),
+        csv,
+    };
+    let mut run = Run::new(plan);
+    let sessions = connect::with_sessions(options, Some(&interrupt), &mut |session, number| {
+        run.drive(session, number, &mut live)
+    })?;
+    live.progress.finish();
+    if let Some(csv) = live.csv.take() {
+        csv.finish()?;
+    }
+    let measurement = run.finish();
+    let mut summary = Summary::of(&measurement, sessions.reconnects);
+    if let (Some(baseline), Some(gate), Some(latency)) =
+        (&baseline, &options.gate, &summary.latency_us)
+    {
+        summary.regression = Some(export::compare(latency, baseline, gate.max_regression));
+    }
+    if summary.fell_behind() {
+        if let Some(rate) = &summary.rate {
+            log::warn!(
+                "fell behind the asked rate: {} of {} requests sent more than {:.1} ms late; \
+                 achieved {:.1}/s of {:.1}/s (raise --inflight?)",
+                rate.late_sends,
+                summary.sent,
+                rate.late_ms,
+                rate.achieved,
+                rate.asked
+            );
+        }
+    }
+    {
+        let mut stdout = std::io::stdout().lock();
+        match options.output {
+            Output::Json => writeln!(stdout, "{}", export::json(&summary)?)?,
+            Output::Human => write!(stdout, "{}", output::summary_table(&summary))?,
+        }
+        stdout.flush()?;
+    }
+    if options.output == Output::Json {
+        // The comparison still reaches people, on stderr.
+        if let Some(regression) = &summary.regression {
+            eprint!("{}", output::regression_line(regression));
+        }
+    }
+    if let Some(path) = &exports.json {
+        let parameters = Parameters::new(options, started, sessions.broker.clone());
+        export::write(path, &export::json_document(&summary, &parameters)?)?;
+    }
+    if let Some(path) = &exports.markdown {
+        export::write(path, &export::markdown(&summary))?;
+    }
+    if let Some(path) = &exports.hgrm {
+        export::write(
+            path,
+            &export::percentile_distribution(&measurement.corrected),
+        )?;
+    }
+    if let Some(path) = &exports.svg {
+        let views: Vec<(&str, &hdrhistogram::Histogram<u64>)> = match summary.rate {
+            Some(_) => vec![
+                ("corrected (from when due)", &measurement.corrected),
+                ("as sent (from first publish)", &measurement.as_sent),
+            ],
+            None => vec![("round trip", &measurement.corrected)],
+        };
+        let title = match summary.rate {
+            Some(rate) => format!(
+                "fib-client latency spectrum: {} requests at {} req/s",
+                summary.count, rate.asked
+            ),
+            None => format!("fib-client latency spectrum: {} requests", summary.count),
+        };
+        export::write(path, &export::spectrum_svg(&title, &views)?)?;
+    }
+    Ok(Outcome::Benchmark(Box::new(summary)))
 }

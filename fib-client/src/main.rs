@@ -11,8 +11,7 @@ fn main() {
         fib_client::run(&options)
     });
     let code = match result {
-        Ok(outcome) if outcome.all_correct() => exit::OK,
-        Ok(_) => exit::WRONG_REPLIES,
+        Ok(outcome) => outcome.exit_code(),
         Err(error) => exit::fail(&error),
     };
     std::process::exit(code);

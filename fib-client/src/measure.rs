@@ -1,43 +1,80 @@
 //! The measurement loop. It keeps up to `inflight` requests outstanding
-//! (1: strictly one after another), times each from its first publish to its
-//! reply, resends what timed out or what a lost connection took with it, and
-//! knows nothing of printing: an observer sees each finished round trip.
+//! (1: strictly one after another), times each round trip, resends what
+//! timed out or what a lost connection took with it, and knows nothing of
+//! printing: an [`Observer`] sees each finished round trip.
+//!
+//! Closed loop (no rate): a request goes out as soon as one finishes, and
+//! its latency runs from its first publish. Open loop (`rate`): request i is
+//! *due* at t0 + i/rate and goes out then, or as soon as fewer than
+//! `inflight` are outstanding if it cannot; its *corrected* latency runs from
+//! when it was due, so a stall that held sends back shows in the tail
+//! (coordinated omission), and its *as-sent* latency from when it went out.
 //!
 //! A [`Run`] outlives connections: after a reconnection the caller hands it
 //! the new session and it resends every request still outstanding (Fibonacci
 //! is idempotent). Each send gets a fresh correlation id; a reply to any of a
 //! request's ids answers it, and later duplicates are ignored.
+//!
+//! Time comes from the transport (`RpcTransport::now`), so that tests can
+//! simulate a stall of known length without waiting for it.
 
 use crate::rpc::{Event, RpcTransport};
+use crate::stats;
+use crate::workload::{Requests, Workload};
 use anyhow::Result;
 use common::failure::Failure;
 use common::protocol::Reply;
-use fib_math::DecimalSequence;
+use hdrhistogram::Histogram;
 use log::{debug, warn};
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Range;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+/// When to stop sending.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stop {
+    /// After this many measured requests.
+    Count(u64),
+    /// Once this long has passed since the first measured request (was due).
+    After(Duration),
+}
+
 /// What to send and how patiently.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    pub requests: Range<u64>,
+    pub workload: Workload,
+    pub stop: Stop,
+    /// Requests sent and checked first, but not counted.
+    pub warmup: u64,
+    /// Requests per second (open loop); None: closed loop.
+    pub rate: Option<f64>,
     /// Requests outstanding at once, at least 1.
     pub inflight: usize,
     /// Wait for each reply at most this long before resending.
     pub timeout: Duration,
     /// Resends of a timed-out request before giving up.
     pub retries: u32,
+    /// Call `Observer::tick` this often.
+    pub tick: Option<Duration>,
 }
 
-/// One request and what came back.
+/// One request and what came back. Times are offsets from the run's origin
+/// (when it started driving).
 #[derive(Debug, Clone)]
 pub struct RoundTrip {
     pub n: u64,
-    /// The id the answering reply carried.
+    /// The id the answering reply carried (empty when unanswered).
     pub correlation_id: String,
-    /// From the first publish of the request to its reply.
-    pub latency: Duration,
+    /// When it should have gone out: its send time in a closed loop.
+    pub due: Duration,
+    /// Its first publish.
+    pub sent: Duration,
+    /// Its reply (or when it was given up, for `Verdict::Unanswered`).
+    pub replied: Duration,
+    /// Copies published after the first.
+    pub resends: u32,
+    /// A warm-up request: checked, not counted.
+    pub warmup: bool,
     pub verdict: Verdict,
 }
 
@@ -49,6 +86,20 @@ pub enum Verdict {
     Wrong { got: String },
     /// An error reply.
     Refused { code: String, message: String },
+    /// Still outstanding when an interrupted run stopped waiting.
+    Unanswered,
+}
+
+impl Verdict {
+    /// One word, for per-request records.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Verdict::Correct => "correct",
+            Verdict::Wrong { .. } => "wrong",
+            Verdict::Refused { .. } => "refused",
+            Verdict::Unanswered => "unanswered",
+        }
+    }
 }
 
 impl std::fmt::Display for Verdict {
@@ -68,6 +119,7 @@ impl std::fmt::Display for Verdict {
                 printable(code, 20),
                 printable(message, 60)
             ),
+            Verdict::Unanswered => f.write_str("no reply before the run stopped"),
         }
     }
 }
@@ -76,56 +128,152 @@ impl RoundTrip {
     pub fn is_correct(&self) -> bool {
         self.verdict == Verdict::Correct
     }
+
+    /// From when it was due to its reply (the corrected view).
+    pub fn latency(&self) -> Duration {
+        self.replied.saturating_sub(self.due)
+    }
+
+    /// From its first publish to its reply (the as-sent view).
+    pub fn as_sent(&self) -> Duration {
+        self.replied.saturating_sub(self.sent)
+    }
 }
 
-/// All round trips of a run, the wall time of the request loop alone, and
-/// what it took to get there.
+/// Sees a run as it goes.
+pub trait Observer {
+    /// A request was answered (warm-up ones too).
+    fn round_trip(&mut self, round_trip: &RoundTrip, reply: &Reply);
+    /// A request was given up on when an interrupted run stopped waiting.
+    fn unanswered(&mut self, _round_trip: &RoundTrip) {}
+    /// `Plan::tick` has passed again; `at` is an offset from the origin.
+    fn tick(&mut self, _at: Duration) {}
+}
+
+impl<F: FnMut(&RoundTrip, &Reply)> Observer for F {
+    fn round_trip(&mut self, round_trip: &RoundTrip, reply: &Reply) {
+        self(round_trip, reply)
+    }
+}
+
+/// How well an open loop kept to its schedule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Schedule {
+    /// The requests per second asked for.
+    pub asked: f64,
+    /// Measured requests sent after their due time by more than `late_by`.
+    pub late_sends: u64,
+    /// max(1/rate, 1 ms): what counts as late.
+    pub late_by: Duration,
+    /// The largest delay between a request's due time and its send.
+    pub max_lag: Duration,
+    /// From the first measured request's due time to the last one's send.
+    pub send_span: Duration,
+}
+
+/// What a run measured. Warm-up requests are left out of every figure.
 #[derive(Debug, Clone)]
 pub struct Measurement {
-    pub round_trips: Vec<RoundTrip>,
+    /// Measured requests sent (each once, however often resent).
+    pub sent: u64,
+    /// Of those, answered.
+    pub answered: u64,
+    pub correct: u64,
+    /// Given up on when an interrupted run stopped waiting.
+    pub unanswered: u64,
+    /// Corrected latencies (due to reply), µs; as-sent in a closed loop.
+    pub corrected: Histogram<u64>,
+    /// First publish to reply, µs.
+    pub as_sent: Histogram<u64>,
+    /// From the first measured request (due) to the end of the run.
     pub total: Duration,
     /// Requests published again, after a timeout or a lost connection.
     pub resends: u64,
+    pub warmup: u64,
+    /// Open loop only.
+    pub schedule: Option<Schedule>,
+    /// Stopped early by Ctrl-C.
+    pub interrupted: bool,
 }
 
 struct Pending {
+    due: Instant,
     first_sent: Instant,
     deadline: Instant,
     /// Resends after timeouts so far (reconnections do not count).
     retries: u32,
+    /// Copies published after the first, for any reason.
+    resends: u32,
     /// The session its latest copy went out on.
     session: u64,
     /// Every correlation id it was sent with.
     ids: Vec<String>,
-    expected: String,
+    expected: Rc<str>,
+    n: u64,
+    warmup: bool,
 }
 
 /// A run in progress.
 pub struct Run {
     plan: Plan,
-    next_n: u64,
-    /// F(next_n), F(next_n + 1), ...: what the replies must say.
-    expected: DecimalSequence,
+    requests: Requests,
+    /// Requests issued so far, warm-up included: the next one's index.
+    issued: u64,
+    /// The schedule's t0, set by the first `drive`.
+    origin: Option<Instant>,
+    /// When the first measured request was due (sent, in a closed loop).
+    measure_start: Option<Instant>,
+    last_measured_send: Option<Instant>,
+    next_tick: Option<Instant>,
+    interrupted: bool,
+    /// Outstanding requests by index.
     pending: BTreeMap<u64, Pending>,
     by_id: HashMap<String, u64>,
-    round_trips: Vec<RoundTrip>,
-    resends: u64,
-    started: Option<Instant>,
+    measurement: Measurement,
+    ended: Option<Instant>,
 }
 
 impl Run {
     pub fn new(plan: Plan) -> Run {
-        let count = plan.requests.end.saturating_sub(plan.requests.start);
+        let schedule = plan.rate.map(|asked| Schedule {
+            asked,
+            late_sends: 0,
+            late_by: Duration::from_secs_f64(1.0 / asked).max(Duration::from_millis(1)),
+            max_lag: Duration::ZERO,
+            send_span: Duration::ZERO,
+        });
         Run {
-            next_n: plan.requests.start,
-            expected: DecimalSequence::starting_at(plan.requests.start),
-            round_trips: Vec::with_capacity(count.min(1 << 20) as usize),
+            requests: Requests::new(plan.workload.clone()),
+            measurement: Measurement {
+                sent: 0,
+                answered: 0,
+                correct: 0,
+                unanswered: 0,
+                corrected: stats::histogram(),
+                as_sent: stats::histogram(),
+                total: Duration::ZERO,
+                resends: 0,
+                warmup: plan.warmup,
+                schedule,
+                interrupted: false,
+            },
             plan,
+            issued: 0,
+            origin: None,
+            measure_start: None,
+            last_measured_send: None,
+            next_tick: None,
+            interrupted: false,
             pending: BTreeMap::new(),
             by_id: HashMap::new(),
-            resends: 0,
-            started: None,
+            ended: None,
         }
+    }
+
+    /// Stops sending new requests, as Ctrl-C does; what is outstanding is
+    /// still awaited, up to its deadline.
+    pub fn interrupt(&mut self) {
+        self.interrupted = true;
     }
 
     /// Drives the run on one session until every request is answered.
@@ -135,23 +283,45 @@ impl Run {
         &mut self,
         session: &dyn RpcTransport,
         session_number: u64,
-        observer: &mut dyn FnMut(&RoundTrip, &Reply),
+        observer: &mut dyn Observer,
     ) -> Result<()> {
-        self.started.get_or_insert_with(Instant::now);
+        let origin = *self.origin.get_or_insert_with(|| session.now());
+        if self.next_tick.is_none() {
+            self.next_tick = self.plan.tick.map(|every| origin + every);
+        }
         let stranded: Vec<u64> = self
             .pending
             .iter()
             .filter(|(_, p)| p.session != session_number)
-            .map(|(&n, _)| n)
+            .map(|(&i, _)| i)
             .collect();
-        for n in stranded {
-            self.resend(session, session_number, n)?;
+        for i in stranded {
+            if self.interrupted {
+                // Its reply died with the old connection; nothing more is sent.
+                self.give_up(i, session.now(), observer);
+            } else {
+                self.resend(session, session_number, i)?;
+            }
         }
         loop {
-            while self.pending.len() < self.plan.inflight && self.next_n < self.plan.requests.end {
-                self.send_new(session, session_number)?;
+            while self.pending.len() < self.plan.inflight {
+                let Some(due) = self.due_now(session.now()) else {
+                    break;
+                };
+                self.send_new(session, session_number, due)?;
             }
-            let Some(deadline) = self.pending.values().map(|p| p.deadline).min() else {
+            let more = self.more_to_send(session.now());
+            if self.pending.is_empty() && !more {
+                self.ended = Some(session.now());
+                return Ok(());
+            }
+            let mut deadline = self.pending.values().map(|p| p.deadline).min();
+            if more && self.pending.len() < self.plan.inflight {
+                // Only an open loop gets here: the next request is not due yet.
+                deadline = earliest(deadline, Some(self.next_due()));
+            }
+            deadline = earliest(deadline, self.next_tick);
+            let Some(deadline) = deadline else {
                 return Ok(());
             };
             match session.next_event(deadline)? {
@@ -159,69 +329,182 @@ impl Run {
                     correlation_id: Some(id),
                     reply,
                 } => match self.by_id.get(&id) {
-                    Some(&n) => self.complete(n, id, reply, observer),
+                    Some(&i) => self.complete(i, id, reply, session.now(), observer),
                     None => debug!("ignored a reply with unknown correlation id {id:?}"),
                 },
                 Event::Reply { .. } => debug!("ignored a reply without correlation id"),
-                Event::TimedOut => self.handle_timeouts(session, session_number)?,
+                Event::TimedOut => self.handle_timeouts(session, session_number, observer)?,
+                Event::Interrupted if !self.interrupted => {
+                    log::info!(
+                        "interrupted: sending nothing more; waiting up to {:.1} s for the {} \
+                         outstanding (Ctrl-C again to quit at once)",
+                        self.plan.timeout.as_secs_f64(),
+                        self.pending.len()
+                    );
+                    self.interrupt();
+                }
+                Event::Interrupted => {}
+            }
+            self.tick(session.now(), observer);
+        }
+    }
+
+    pub fn finish(mut self) -> Measurement {
+        let end = self.ended.or(self.last_measured_send);
+        if let (Some(start), Some(end)) = (self.measure_start, end) {
+            self.measurement.total = end.saturating_duration_since(start);
+        }
+        if let (Some(schedule), Some(start), Some(last)) = (
+            self.measurement.schedule.as_mut(),
+            self.measure_start,
+            self.last_measured_send,
+        ) {
+            schedule.send_span = last.saturating_duration_since(start);
+        }
+        self.measurement.interrupted = self.interrupted;
+        self.measurement
+    }
+
+    fn tick(&mut self, now: Instant, observer: &mut dyn Observer) {
+        let (Some(every), Some(origin)) = (self.plan.tick, self.origin) else {
+            return;
+        };
+        while let Some(at) = self.next_tick.filter(|&at| at <= now) {
+            observer.tick(at.saturating_duration_since(origin));
+            self.next_tick = Some(at + every);
+        }
+    }
+
+    /// The due time of request `issued` in an open loop.
+    fn next_due(&self) -> Instant {
+        let origin = self.origin.unwrap_or_else(Instant::now);
+        match self.plan.rate {
+            Some(rate) => origin + Duration::from_secs_f64(self.issued as f64 / rate),
+            None => origin,
+        }
+    }
+
+    /// Whether the stop condition still allows another request at `now`
+    /// (due times apart).
+    fn more_to_send(&self, now: Instant) -> bool {
+        if self.interrupted {
+            return false;
+        }
+        let Some(measured) = self.issued.checked_sub(self.plan.warmup) else {
+            return true;
+        };
+        match self.plan.stop {
+            Stop::Count(count) => measured < count,
+            Stop::After(length) => match (self.measure_start, self.plan.rate) {
+                (None, _) => true,
+                (Some(start), Some(_)) => self.next_due() < start + length,
+                (Some(start), None) => now < start + length,
+            },
+        }
+    }
+
+    /// The due time of the next request if it may go out at `now`.
+    fn due_now(&self, now: Instant) -> Option<Instant> {
+        if !self.more_to_send(now) {
+            return None;
+        }
+        match self.plan.rate {
+            None => Some(now),
+            Some(_) => Some(self.next_due()).filter(|&due| due <= now),
+        }
+    }
+
+    fn send_new(
+        &mut self,
+        session: &dyn RpcTransport,
+        session_number: u64,
+        due: Instant,
+    ) -> Result<()> {
+        let index = self.issued;
+        let warmup = index < self.plan.warmup;
+        if index == self.plan.warmup && index > 0 {
+            self.requests.restart();
+        }
+        let n = self.requests.peek();
+        let first_sent = session.now();
+        let id = session.send(n)?;
+        self.issued += 1;
+        // Computed after publishing, while the server works on the same n.
+        let expected = self.requests.advance();
+        if !warmup {
+            self.measurement.sent += 1;
+            self.measure_start.get_or_insert(due);
+            self.last_measured_send = Some(first_sent);
+            if let Some(schedule) = self.measurement.schedule.as_mut() {
+                let lag = first_sent.saturating_duration_since(due);
+                schedule.max_lag = schedule.max_lag.max(lag);
+                if lag > schedule.late_by {
+                    schedule.late_sends += 1;
+                }
             }
         }
-    }
-
-    pub fn finish(self) -> Measurement {
-        Measurement {
-            total: self.started.map(|s| s.elapsed()).unwrap_or_default(),
-            round_trips: self.round_trips,
-            resends: self.resends,
-        }
-    }
-
-    fn send_new(&mut self, session: &dyn RpcTransport, session_number: u64) -> Result<()> {
-        let n = self.next_n;
-        let first_sent = Instant::now();
-        let id = session.send(n)?;
-        self.next_n += 1;
-        // Computed after publishing, while the server works on the same n.
-        let expected = self.expected.next().unwrap_or_default();
-        self.by_id.insert(id.clone(), n);
+        self.by_id.insert(id.clone(), index);
         self.pending.insert(
-            n,
+            index,
             Pending {
+                due,
                 first_sent,
                 deadline: first_sent + self.plan.timeout,
                 retries: 0,
+                resends: 0,
                 session: session_number,
                 ids: vec![id],
                 expected,
+                n,
+                warmup,
             },
         );
         Ok(())
     }
 
-    fn resend(&mut self, session: &dyn RpcTransport, session_number: u64, n: u64) -> Result<()> {
+    fn resend(
+        &mut self,
+        session: &dyn RpcTransport,
+        session_number: u64,
+        index: u64,
+    ) -> Result<()> {
+        let Some(n) = self.pending.get(&index).map(|p| p.n) else {
+            return Ok(());
+        };
         let id = session.send(n)?;
-        self.resends += 1;
-        if let Some(pending) = self.pending.get_mut(&n) {
-            pending.deadline = Instant::now() + self.plan.timeout;
+        self.measurement.resends += 1;
+        if let Some(pending) = self.pending.get_mut(&index) {
+            pending.deadline = session.now() + self.plan.timeout;
             pending.session = session_number;
+            pending.resends += 1;
             pending.ids.push(id.clone());
         }
-        self.by_id.insert(id, n);
+        self.by_id.insert(id, index);
         Ok(())
     }
 
-    fn handle_timeouts(&mut self, session: &dyn RpcTransport, session_number: u64) -> Result<()> {
-        let now = Instant::now();
-        let due: Vec<u64> = self
+    fn handle_timeouts(
+        &mut self,
+        session: &dyn RpcTransport,
+        session_number: u64,
+        observer: &mut dyn Observer,
+    ) -> Result<()> {
+        let now = session.now();
+        let overdue: Vec<u64> = self
             .pending
             .iter()
             .filter(|(_, p)| p.deadline <= now)
-            .map(|(&n, _)| n)
+            .map(|(&i, _)| i)
             .collect();
-        for n in due {
-            let Some(pending) = self.pending.get_mut(&n) else {
+        for i in overdue {
+            if self.interrupted {
+                self.give_up(i, now, observer);
+                continue;
+            }
+            let Some(pending) = self.pending.get_mut(&i) else {
                 continue;
             };
+            let n = pending.n;
             if pending.retries >= self.plan.retries {
                 return Err(Failure::Timeout(format!(
                     "no reply to the request for n={n} within {:.1} s, sent {} times; \
@@ -238,32 +521,81 @@ impl Run {
                 pending.retries,
                 self.plan.retries
             );
-            self.resend(session, session_number, n)?;
+            self.resend(session, session_number, i)?;
         }
         Ok(())
     }
 
-    fn complete(
-        &mut self,
-        n: u64,
-        correlation_id: String,
-        reply: Reply,
-        observer: &mut dyn FnMut(&RoundTrip, &Reply),
-    ) {
-        let Some(pending) = self.pending.remove(&n) else {
-            return;
-        };
+    fn take(&mut self, index: u64) -> Option<Pending> {
+        let pending = self.pending.remove(&index)?;
         for id in &pending.ids {
             self.by_id.remove(id);
         }
-        let round_trip = RoundTrip {
-            n,
+        Some(pending)
+    }
+
+    fn round_trip(
+        &self,
+        pending: &Pending,
+        correlation_id: String,
+        at: Instant,
+        verdict: Verdict,
+    ) -> RoundTrip {
+        let origin = self.origin.unwrap_or(pending.due);
+        let offset = |t: Instant| t.saturating_duration_since(origin);
+        RoundTrip {
+            n: pending.n,
             correlation_id,
-            latency: pending.first_sent.elapsed(),
-            verdict: judge(&reply, &pending.expected),
+            due: offset(pending.due),
+            sent: offset(pending.first_sent),
+            replied: offset(at),
+            resends: pending.resends,
+            warmup: pending.warmup,
+            verdict,
+        }
+    }
+
+    fn give_up(&mut self, index: u64, now: Instant, observer: &mut dyn Observer) {
+        let Some(pending) = self.take(index) else {
+            return;
         };
-        observer(&round_trip, &reply);
-        self.round_trips.push(round_trip);
+        let round_trip = self.round_trip(&pending, String::new(), now, Verdict::Unanswered);
+        if !pending.warmup {
+            self.measurement.unanswered += 1;
+        }
+        observer.unanswered(&round_trip);
+    }
+
+    fn complete(
+        &mut self,
+        index: u64,
+        correlation_id: String,
+        reply: Reply,
+        now: Instant,
+        observer: &mut dyn Observer,
+    ) {
+        let Some(pending) = self.take(index) else {
+            return;
+        };
+        let verdict = judge(&reply, &pending.expected);
+        let round_trip = self.round_trip(&pending, correlation_id, now, verdict);
+        if !pending.warmup {
+            let m = &mut self.measurement;
+            m.answered += 1;
+            if round_trip.is_correct() {
+                m.correct += 1;
+            }
+            stats::record(&mut m.corrected, round_trip.latency());
+            stats::record(&mut m.as_sent, round_trip.as_sent());
+        }
+        observer.round_trip(&round_trip, &reply);
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -288,6 +620,7 @@ mod tests {
     use super::*;
     use std::cell::{Cell, RefCell};
     use std::collections::VecDeque;
+    use std::ops::Range;
 
     /// What the fake server does with one copy of a request.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,16 +701,22 @@ mod tests {
 
     fn plan(requests: Range<u64>, inflight: usize) -> Plan {
         Plan {
-            requests,
+            stop: Stop::Count(requests.end - requests.start),
+            workload: Workload::Cycle(requests),
+            warmup: 0,
+            rate: None,
             inflight,
             timeout: Duration::from_millis(20),
             retries: 2,
+            tick: None,
         }
     }
 
-    fn drive(run: &mut Run, transport: &FakeTransport, session: u64) -> Result<Vec<RoundTrip>> {
+    fn drive(run: &mut Run, transport: &dyn RpcTransport, session: u64) -> Result<Vec<RoundTrip>> {
         let mut seen = Vec::new();
-        run.drive(transport, session, &mut |trip, _| seen.push(trip.clone()))?;
+        run.drive(transport, session, &mut |trip: &RoundTrip, _: &Reply| {
+            seen.push(trip.clone())
+        })?;
         Ok(seen)
     }
 
@@ -392,10 +731,7 @@ mod tests {
         );
         assert!(seen.iter().all(RoundTrip::is_correct));
         let measurement = run.finish();
-        assert_eq!(
-            (measurement.round_trips.len(), measurement.resends),
-            (50, 0)
-        );
+        assert_eq!((measurement.answered, measurement.resends), (50, 0));
         Ok(())
     }
 
@@ -406,7 +742,7 @@ mod tests {
         drive(&mut run, &transport, 0)?;
         // The first event is only awaited once eight requests are out.
         assert_eq!(transport.sent.borrow().len(), 40);
-        assert_eq!(run.finish().round_trips.len(), 40);
+        assert_eq!(run.finish().answered, 40);
         Ok(())
     }
 
@@ -422,10 +758,11 @@ mod tests {
         assert_eq!(transport.copies_of(3), 2);
         assert!(seen.iter().all(RoundTrip::is_correct));
         let measurement = run.finish();
-        assert_eq!((measurement.round_trips.len(), measurement.resends), (6, 1));
+        assert_eq!((measurement.answered, measurement.resends), (6, 1));
         // Its latency runs from the first copy, so it includes the timeout.
         let three = seen.iter().find(|t| t.n == 3).expect("n = 3 answered");
-        assert!(three.latency >= Duration::from_millis(20));
+        assert!(three.latency() >= Duration::from_millis(20));
+        assert_eq!(three.resends, 1);
         Ok(())
     }
 
@@ -466,10 +803,7 @@ mod tests {
         assert_eq!(resent, [2, 3, 4, 5]);
         assert!(seen.iter().all(RoundTrip::is_correct));
         let measurement = run.finish();
-        assert_eq!(
-            (measurement.round_trips.len(), measurement.resends),
-            (10, 4)
-        );
+        assert_eq!((measurement.answered, measurement.resends), (10, 4));
         Ok(())
     }
 
@@ -495,7 +829,7 @@ mod tests {
             .push_back(value_reply("s0-0", f(0)));
         seen.extend(drive(&mut run, &transport, 0)?);
         assert_eq!(seen.len(), 3);
-        assert_eq!(run.finish().round_trips.len(), 3);
+        assert_eq!(run.finish().answered, 3);
         Ok(())
     }
 
@@ -543,7 +877,284 @@ mod tests {
         assert_eq!(ones[0].correlation_id, "s0-1", "answered by the first copy");
         assert!(observed.iter().all(RoundTrip::is_correct));
         let measurement = run.finish();
-        assert_eq!((measurement.round_trips.len(), measurement.resends), (3, 1));
+        assert_eq!((measurement.answered, measurement.resends), (3, 1));
+        Ok(())
+    }
+
+    /// A broker and one server in simulated time: the server takes `service`
+    /// per request, one at a time in arrival order, and starts nothing while
+    /// paused (`stall`: from, to). Waiting moves the clock instead of
+    /// sleeping, so a stall of a second costs the test nothing.
+    struct SimTransport {
+        base: Instant,
+        now: Cell<Duration>,
+        service: Duration,
+        stall: Option<(Duration, Duration)>,
+        server_free: Cell<Duration>,
+        /// Replies in the order the server finishes them (time order).
+        replies: RefCell<VecDeque<(Duration, Event)>>,
+        /// (n, when) of every publish.
+        sent: RefCell<Vec<(u64, Duration)>>,
+        /// Ctrl-C at this time.
+        interrupt_at: Cell<Option<Duration>>,
+    }
+
+    impl SimTransport {
+        fn new(service: Duration) -> SimTransport {
+            SimTransport {
+                base: Instant::now(),
+                now: Cell::new(Duration::ZERO),
+                service,
+                stall: None,
+                server_free: Cell::new(Duration::ZERO),
+                replies: RefCell::default(),
+                sent: RefCell::default(),
+                interrupt_at: Cell::new(None),
+            }
+        }
+
+        fn advance_to(&self, t: Duration) {
+            self.now.set(self.now.get().max(t));
+        }
+    }
+
+    impl RpcTransport for SimTransport {
+        fn send(&self, n: u64) -> Result<String> {
+            let now = self.now.get();
+            let id = format!("sim-{}", self.sent.borrow().len());
+            self.sent.borrow_mut().push((n, now));
+            let mut start = now.max(self.server_free.get());
+            if let Some((from, to)) = self.stall {
+                if start >= from && start < to {
+                    start = to;
+                }
+            }
+            let done = start + self.service;
+            self.server_free.set(done);
+            self.replies
+                .borrow_mut()
+                .push_back((done, value_reply(&id, f(n))));
+            Ok(id)
+        }
+
+        fn next_event(&self, deadline: Instant) -> Result<Event> {
+            let deadline = deadline.saturating_duration_since(self.base);
+            let next_reply = self.replies.borrow().front().map(|(t, _)| *t);
+            if let Some(at) = self.interrupt_at.get() {
+                if at <= deadline && next_reply.is_none_or(|t| at <= t) {
+                    self.interrupt_at.set(None);
+                    self.advance_to(at);
+                    return Ok(Event::Interrupted);
+                }
+            }
+            match next_reply {
+                Some(t) if t <= deadline => {
+                    self.advance_to(t);
+                    let (_, event) = self.replies.borrow_mut().pop_front().expect("peeked");
+                    Ok(event)
+                }
+                _ => {
+                    self.advance_to(deadline);
+                    Ok(Event::TimedOut)
+                }
+            }
+        }
+
+        fn now(&self) -> Instant {
+            self.base + self.now.get()
+        }
+    }
+
+    fn open_loop(count: u64, rate: f64, inflight: usize) -> Plan {
+        Plan {
+            rate: Some(rate),
+            timeout: Duration::from_secs(10),
+            ..plan(0..count, inflight)
+        }
+    }
+
+    #[test]
+    fn open_loop_sends_request_i_at_t0_plus_i_over_rate() -> Result<()> {
+        let sim = SimTransport::new(Duration::from_micros(100));
+        let mut run = Run::new(open_loop(20, 1000.0, 4));
+        let mut seen = drive(&mut run, &sim, 0)?;
+        let times: Vec<Duration> = sim.sent.borrow().iter().map(|(_, t)| *t).collect();
+        let due: Vec<Duration> = (0..20).map(Duration::from_millis).collect();
+        assert_eq!(times, due);
+        seen.sort_by_key(|t| t.n);
+        assert!(seen.iter().all(|t| t.is_correct() && t.due == t.sent));
+        let m = run.finish();
+        let schedule = m.schedule.expect("open loop");
+        assert_eq!((schedule.late_sends, schedule.max_lag), (0, Duration::ZERO));
+        assert_eq!(schedule.send_span, Duration::from_millis(19));
+        assert_eq!((m.corrected.max(), m.as_sent.max()), (100, 100));
+        Ok(())
+    }
+
+    #[test]
+    fn a_stall_shows_in_the_corrected_p99_and_not_in_the_as_sent_one() -> Result<()> {
+        // 1000 requests at 100/s (10 s), one outstanding at most, 1 ms each;
+        // the server is paused for one second from t = 2.005 s. The request
+        // due at 2.01 s waits out the pause; the 99 due after it cannot be
+        // sent until it is answered, then go out late, back to back.
+        let mut sim = SimTransport::new(Duration::from_millis(1));
+        sim.stall = Some((Duration::from_millis(2005), Duration::from_millis(3005)));
+        let mut run = Run::new(open_loop(1000, 100.0, 1));
+        drive(&mut run, &sim, 0)?;
+        let m = run.finish();
+        let ms = |us: u64| us as f64 / 1000.0;
+        let corrected_p99 = ms(m.corrected.value_at_quantile(0.99));
+        let as_sent_p99 = ms(m.as_sent.value_at_quantile(0.99));
+        // The top 1% of corrected latencies are the first ten delayed
+        // requests: 996 ms down to about 907 ms.
+        assert!(corrected_p99 > 900.0, "corrected p99 {corrected_p99} ms");
+        assert!(as_sent_p99 < 1.01, "as-sent p99 {as_sent_p99} ms");
+        // Both views see the one request that sat through the stall.
+        assert!(ms(m.as_sent.max()) > 990.0 && ms(m.corrected.max()) > 990.0);
+        let schedule = m.schedule.expect("open loop");
+        assert!(schedule.late_sends >= 90, "{schedule:?}");
+        assert!(
+            schedule.max_lag >= Duration::from_millis(980),
+            "{schedule:?}"
+        );
+        assert_eq!((m.sent, m.answered, m.correct), (1000, 1000, 1000));
+        Ok(())
+    }
+
+    #[test]
+    fn enough_inflight_keeps_the_schedule_through_a_stall() -> Result<()> {
+        // The same stall with 200 outstanding allowed: nothing is sent late,
+        // so both views agree, and both show the stall.
+        let mut sim = SimTransport::new(Duration::from_millis(1));
+        sim.stall = Some((Duration::from_millis(2005), Duration::from_millis(3005)));
+        let mut run = Run::new(open_loop(1000, 100.0, 200));
+        drive(&mut run, &sim, 0)?;
+        let m = run.finish();
+        assert_eq!(m.schedule.map(|s| s.late_sends), Some(0));
+        assert_eq!(
+            m.corrected.value_at_quantile(0.99),
+            m.as_sent.value_at_quantile(0.99)
+        );
+        assert!(m.as_sent.value_at_quantile(0.99) > 900_000);
+        Ok(())
+    }
+
+    #[test]
+    fn warmup_is_sent_and_checked_but_not_counted_and_the_cycle_restarts() -> Result<()> {
+        let sim = SimTransport::new(Duration::from_millis(1));
+        let mut run = Run::new(Plan {
+            warmup: 5,
+            stop: Stop::Count(10),
+            ..plan(0..3, 2)
+        });
+        let seen = drive(&mut run, &sim, 0)?;
+        let ns: Vec<u64> = sim.sent.borrow().iter().map(|(n, _)| *n).collect();
+        assert_eq!(ns, [0, 1, 2, 0, 1, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0]);
+        assert_eq!(seen.iter().filter(|t| t.warmup).count(), 5);
+        assert!(seen.iter().all(RoundTrip::is_correct));
+        let m = run.finish();
+        assert_eq!((m.sent, m.answered, m.warmup), (10, 10, 5));
+        assert_eq!(m.corrected.len(), 10);
+        Ok(())
+    }
+
+    #[test]
+    fn fixed_n_is_checked_every_time() -> Result<()> {
+        let sim = SimTransport::new(Duration::from_millis(1));
+        let mut run = Run::new(Plan {
+            workload: Workload::Fixed(300),
+            ..plan(0..7, 3)
+        });
+        drive(&mut run, &sim, 0)?;
+        assert!(sim.sent.borrow().iter().all(|(n, _)| *n == 300));
+        let m = run.finish();
+        assert_eq!((m.sent, m.correct), (7, 7));
+        Ok(())
+    }
+
+    #[test]
+    fn duration_stops_sending_when_the_time_is_up() -> Result<()> {
+        // Open loop: due times 0, 10, ..., 990 ms fall within one second.
+        let sim = SimTransport::new(Duration::from_millis(1));
+        let mut run = Run::new(Plan {
+            stop: Stop::After(Duration::from_secs(1)),
+            ..open_loop(1, 100.0, 4)
+        });
+        drive(&mut run, &sim, 0)?;
+        assert_eq!(run.finish().sent, 100);
+        // Closed loop: 10 ms round trips, sends at 0, 10, ..., 990 ms.
+        let sim = SimTransport::new(Duration::from_millis(10));
+        let mut run = Run::new(Plan {
+            stop: Stop::After(Duration::from_secs(1)),
+            ..plan(0..50, 1)
+        });
+        drive(&mut run, &sim, 0)?;
+        let m = run.finish();
+        assert_eq!((m.sent, m.answered), (100, 100));
+        assert_eq!(m.total, Duration::from_secs(1));
+        Ok(())
+    }
+
+    #[test]
+    fn interrupted_runs_stop_sending_and_give_up_what_stays_unanswered() -> Result<()> {
+        // The server stops at 0.45 s for good; Ctrl-C at 0.5 s.
+        let mut sim = SimTransport::new(Duration::from_millis(1));
+        sim.stall = Some((Duration::from_millis(450), Duration::from_secs(3600)));
+        sim.interrupt_at.set(Some(Duration::from_millis(505)));
+        let mut run = Run::new(Plan {
+            timeout: Duration::from_millis(300),
+            ..open_loop(1000, 100.0, 8)
+        });
+        let mut unanswered = Vec::new();
+        struct Watch<'a>(&'a mut Vec<RoundTrip>);
+        impl Observer for Watch<'_> {
+            fn round_trip(&mut self, _: &RoundTrip, _: &Reply) {}
+            fn unanswered(&mut self, trip: &RoundTrip) {
+                self.0.push(trip.clone());
+            }
+        }
+        run.drive(&sim, 0, &mut Watch(&mut unanswered))?;
+        let last_send = sim.sent.borrow().last().map(|(_, t)| *t);
+        assert_eq!(
+            last_send,
+            Some(Duration::from_millis(500)),
+            "nothing sent after Ctrl-C"
+        );
+        let m = run.finish();
+        assert!(m.interrupted);
+        // 0 .. 0.44 s answered; 0.45 .. 0.50 s outstanding, then given up
+        // (not resent) when their timeout passed.
+        assert_eq!((m.sent, m.answered, m.unanswered), (51, 45, 6));
+        assert_eq!(m.resends, 0);
+        assert_eq!(unanswered.len(), 6);
+        assert!(unanswered.iter().all(|t| t.verdict == Verdict::Unanswered));
+        Ok(())
+    }
+
+    #[test]
+    fn ticks_fire_on_time_even_while_nothing_arrives() -> Result<()> {
+        let mut sim = SimTransport::new(Duration::from_millis(1));
+        sim.stall = Some((Duration::from_millis(1500), Duration::from_millis(2500)));
+        let mut run = Run::new(Plan {
+            tick: Some(Duration::from_secs(1)),
+            ..open_loop(300, 100.0, 1)
+        });
+        struct Ticks(Vec<(Duration, usize)>, usize);
+        impl Observer for Ticks {
+            fn round_trip(&mut self, _: &RoundTrip, _: &Reply) {
+                self.1 += 1;
+            }
+            fn tick(&mut self, at: Duration) {
+                self.0.push((at, self.1));
+            }
+        }
+        let mut ticks = Ticks(Vec::new(), 0);
+        run.drive(&sim, 0, &mut ticks)?;
+        // The tick at 2 s comes during the stall, with nothing new answered.
+        let at: Vec<Duration> = ticks.0.iter().map(|(t, _)| *t).collect();
+        assert_eq!(at, [Duration::from_secs(1), Duration::from_secs(2)]);
+        assert_eq!(ticks.0[0].1, 100);
+        assert_eq!(ticks.0[1].1, 150);
         Ok(())
     }
 

@@ -1,14 +1,16 @@
 //! Plain settings for a run, checked and free of clap.
 
 use crate::cli::Cli;
-use crate::measure::Plan;
+use crate::measure::{Plan, Stop};
 use crate::rpc::ReplyMode;
+use crate::workload::Workload;
 use anyhow::Result;
 use common::failure::Failure;
 use common::logging::Verbosity;
 use common::protocol::check_name;
 use common::ConnectionSettings;
 use std::ops::Range;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The largest n the client asks for: it checks each reply against its own
@@ -32,28 +34,71 @@ pub struct Options {
     pub reconnect_for: Duration,
     pub output: Output,
     pub verbosity: Verbosity,
+    /// Print a line on stderr this often.
+    pub interval: Option<Duration>,
+    pub exports: Exports,
+    pub gate: Option<Gate>,
+}
+
+/// Files to write the results to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exports {
+    pub json: Option<PathBuf>,
+    pub csv: Option<PathBuf>,
+    pub markdown: Option<PathBuf>,
+    pub hgrm: Option<PathBuf>,
+    pub svg: Option<PathBuf>,
+}
+
+/// The CI gate: compare with an earlier run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    pub baseline: PathBuf,
+    /// Percent.
+    pub max_regression: f64,
+}
+
+/// A timed run's load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Load {
+    pub workload: Workload,
+    pub stop: Stop,
+    pub warmup: u64,
+    pub rate: Option<f64>,
 }
 
 impl Options {
     /// What the measurement loop needs to know.
     pub fn plan(&self) -> Plan {
-        let (requests, inflight) = match &self.mode {
-            Mode::Benchmark(requests) => (requests.clone(), self.inflight),
-            Mode::Single(n) => (*n..*n + 1, 1),
+        let (load, inflight) = match &self.mode {
+            Mode::Benchmark(load) => (load.clone(), self.inflight),
+            Mode::Single(n) => (
+                Load {
+                    workload: Workload::Fixed(*n),
+                    stop: Stop::Count(1),
+                    warmup: 0,
+                    rate: None,
+                },
+                1,
+            ),
         };
         Plan {
-            requests,
+            workload: load.workload,
+            stop: load.stop,
+            warmup: load.warmup,
+            rate: load.rate,
             inflight,
             timeout: self.timeout,
             retries: self.retries,
+            tick: self.interval,
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
-    /// Time a run of requests for these n.
-    Benchmark(Range<u64>),
+    /// Time a run of requests.
+    Benchmark(Load),
     /// One call, F(n) alone on stdout.
     Single(u64),
 }
@@ -74,21 +119,54 @@ impl Options {
             .into());
         }
         check_name("--routing-key", &cli.routing_key)?;
-        let requests = match cli.n {
-            Some(n) => n..n.saturating_add(1),
-            None => cli.start..cli.start.saturating_add(cli.count),
+        if cli.count == 0 && cli.duration.is_none() && cli.n.is_none() {
+            return Err(usage("--count must be at least 1".into()));
+        }
+        let workload = match (cli.n, cli.fixed_n, &cli.n_range) {
+            (Some(n), _, _) | (None, Some(n), _) => Workload::Fixed(n),
+            (None, None, Some(range)) => Workload::Cycle(parse_range(range)?),
+            (None, None, None) => {
+                // With --duration, --count still sets the cycle's length.
+                Workload::Cycle(cli.start..cli.start.saturating_add(cli.count.max(1)))
+            }
         };
-        if requests.end > MAX_CHECKED_N + 1 {
-            return Err(Failure::Usage(format!(
+        let span = workload.span();
+        if span.end > MAX_CHECKED_N + 1 {
+            return Err(usage(format!(
                 "n goes up to {}, above {MAX_CHECKED_N}: fib-client computes every F(n) \
                  itself to check the replies",
-                requests.end - 1
-            ))
-            .into());
+                span.end - 1
+            )));
         }
         let mode = match cli.n {
             Some(n) => Mode::Single(n),
-            None => Mode::Benchmark(requests),
+            None => Mode::Benchmark(Load {
+                workload,
+                stop: match cli.duration {
+                    Some(secs) => Stop::After(seconds("--duration", secs)?),
+                    None => Stop::Count(cli.count),
+                },
+                warmup: cli.warmup,
+                rate: cli.rate.map(rate).transpose()?,
+            }),
+        };
+        let interval = cli
+            .interval
+            .map(|secs| seconds("--interval", secs))
+            .transpose()?;
+        let gate = match (&cli.baseline, cli.max_regression) {
+            (Some(baseline), Some(pct)) => {
+                if !(pct.is_finite() && pct >= 0.0) {
+                    return Err(usage(format!(
+                        "--max-regression {pct} is not a percentage >= 0"
+                    )));
+                }
+                Some(Gate {
+                    baseline: baseline.clone(),
+                    max_regression: pct,
+                })
+            }
+            _ => None,
         };
         let timeout = Duration::from_secs_f64(cli.timeout);
         let connection: ConnectionSettings = cli.connection.settings()?;
@@ -108,6 +186,15 @@ impl Options {
                 Output::Human
             },
             verbosity: cli.verbosity.verbosity(),
+            interval,
+            exports: Exports {
+                json: cli.export_json.clone(),
+                csv: cli.export_csv.clone(),
+                markdown: cli.export_markdown.clone(),
+                hgrm: cli.export_hgrm.clone(),
+                svg: cli.export_svg.clone(),
+            },
+            gate,
         })
     }
 }
@@ -120,6 +207,48 @@ impl Options {
 pub fn reconnect_budget(timeout: Duration, retries: u32) -> Duration {
     let attempts = u64::from(retries) + 1;
     Duration::try_from_secs_f64(timeout.as_secs_f64() * attempts as f64).unwrap_or(Duration::MAX)
+}
+
+fn usage(message: String) -> anyhow::Error {
+    Failure::Usage(message).into()
+}
+
+/// A length of time given in seconds: positive, at most a day.
+fn seconds(flag: &str, secs: f64) -> Result<Duration> {
+    if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(usage(format!(
+            "{flag} {secs} is not a number of seconds in (0, 86400]"
+        )))
+    }
+}
+
+/// Requests per second: positive, at most a million.
+fn rate(r: f64) -> Result<f64> {
+    if r.is_finite() && r > 0.0 && r <= 1e6 {
+        Ok(r)
+    } else {
+        Err(usage(format!(
+            "--rate {r} is not a number of requests per second in (0, 1000000]"
+        )))
+    }
+}
+
+/// `A..B`: n from A up to B-1, not empty.
+fn parse_range(text: &str) -> Result<Range<u64>> {
+    let bad = || {
+        usage(format!(
+            "--n-range {text:?} is not A..B with whole numbers A < B (e.g. 0..2000)"
+        ))
+    };
+    let (a, b) = text.split_once("..").ok_or_else(bad)?;
+    let a: u64 = a.trim().parse().map_err(|_| bad())?;
+    let b: u64 = b.trim().parse().map_err(|_| bad())?;
+    if a >= b {
+        return Err(bad());
+    }
+    Ok(a..b)
 }
 
 #[cfg(test)]
@@ -157,5 +286,56 @@ mod tests {
         assert!(options(&["--n", "10000000"]).is_ok());
         let max = u64::MAX.to_string();
         assert!(options(&["--start", &max, "--count", &max]).is_err());
+    }
+
+    fn load(args: &[&str]) -> Load {
+        match options(args).map(|o| o.mode) {
+            Ok(Mode::Benchmark(load)) => load,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_is_the_closed_loop_of_today() {
+        let load = load(&[]);
+        assert_eq!(load.workload, Workload::Cycle(0..2000));
+        assert_eq!(
+            (load.stop, load.warmup, load.rate),
+            (Stop::Count(2000), 0, None)
+        );
+    }
+
+    #[test]
+    fn workload_and_run_length_flags() {
+        let l = load(&["--n-range", "10..20", "--duration", "2.5", "--rate", "500"]);
+        assert_eq!(l.workload, Workload::Cycle(10..20));
+        assert_eq!(l.stop, Stop::After(Duration::from_millis(2500)));
+        assert_eq!(l.rate, Some(500.0));
+        assert_eq!(load(&["--fixed-n", "7"]).workload, Workload::Fixed(7));
+        assert_eq!(
+            options(&["--n", "7"]).map(|o| o.mode).ok(),
+            Some(Mode::Single(7))
+        );
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            &["--n-range", "5..5"][..],
+            &["--n-range", "9..3"],
+            &["--n-range", "x..3"],
+            &["--n-range", "3"],
+            &["--n-range", "0..20000000"],
+            &["--fixed-n", "10000001"],
+            &["--rate", "0"],
+            &["--rate", "NaN"],
+            &["--duration=-1"],
+            &["--interval", "0"],
+            &["--count", "0"],
+            &["--baseline", "b.json", "--max-regression=-5"],
+        ] {
+            let error = options(args).expect_err(&format!("{args:?} accepted"));
+            assert_eq!(common::exit_code(&error), common::exit::USAGE, "{args:?}");
+        }
     }
 }

@@ -11,6 +11,7 @@ use common::failure::Failure;
 use common::protocol::{self, Reply};
 use common::topology;
 use crossbeam_channel::{select, Receiver};
+use std::cell::Cell;
 use std::time::Instant;
 use uuid::Uuid;
 
@@ -80,6 +81,9 @@ pub struct RpcSession<'a> {
     routing_key: String,
     replies: ReplyQueue<'a>,
     returns: Receiver<Return>,
+    /// Closed (or sent to) on Ctrl-C; seen once per session.
+    interrupt: Option<Receiver<()>>,
+    interrupt_seen: Cell<bool>,
 }
 
 /// What arrived while waiting.
@@ -91,6 +95,8 @@ pub enum Event {
     },
     /// The deadline passed first.
     TimedOut,
+    /// The user asked to stop (Ctrl-C): send nothing more.
+    Interrupted,
 }
 
 impl<'a> RpcSession<'a> {
@@ -110,7 +116,16 @@ impl<'a> RpcSession<'a> {
             routing_key: routing_key.to_string(),
             replies,
             returns,
+            interrupt: None,
+            interrupt_seen: Cell::new(false),
         })
+    }
+
+    /// Makes `next_event` return `Event::Interrupted` (once) when `interrupt`
+    /// receives a message or is closed.
+    pub fn with_interrupt(mut self, interrupt: Option<Receiver<()>>) -> RpcSession<'a> {
+        self.interrupt = interrupt;
+        self
     }
 
     pub fn close(self) -> Result<()> {
@@ -129,6 +144,11 @@ pub trait RpcTransport {
     fn send(&self, n: u64) -> Result<String>;
     /// Blocks until a reply arrives or `deadline` passes.
     fn next_event(&self, deadline: Instant) -> Result<Event>;
+    /// The clock the run is timed with: the real one, except in tests that
+    /// simulate time.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
 }
 
 impl RpcTransport for RpcSession<'_> {
@@ -152,7 +172,16 @@ impl RpcTransport for RpcSession<'_> {
 
     /// A returned request ends the run: nothing would ever answer it.
     fn next_event(&self, deadline: Instant) -> Result<Event> {
+        let never = crossbeam_channel::never();
+        let interrupt = match &self.interrupt {
+            Some(interrupt) if !self.interrupt_seen.get() => interrupt,
+            _ => &never,
+        };
         select! {
+            recv(interrupt) -> _ => {
+                self.interrupt_seen.set(true);
+                Ok(Event::Interrupted)
+            },
             recv(self.replies.consumer.receiver()) -> message => match message {
                 Ok(ConsumerMessage::Delivery(delivery)) => Ok(Event::Reply {
                     correlation_id: delivery.properties.correlation_id().clone(),

@@ -1,38 +1,80 @@
-//! What a run amounts to: counts, wall time, throughput, latency.
+//! What a run amounts to: counts, wall time, throughput, latency in both
+//! views, how well an open loop kept to its rate, and the baseline check.
 
 use crate::measure::Measurement;
 use crate::stats::Latency;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The figures a report shows; `--json` prints exactly these fields.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
-    pub count: usize,
-    pub ok: usize,
-    pub failures: usize,
-    /// Wall time of the request loop, connection set-up excluded.
+    /// Measured requests answered.
+    pub count: u64,
+    pub ok: u64,
+    /// Wrong values and error replies.
+    pub failures: u64,
+    /// Wall time from the first measured request (due) to the last reply.
     pub total_ms: f64,
+    /// Answered requests per second of `total_ms`.
     pub requests_per_second: f64,
     /// Requests published again after a timeout or a lost connection.
     pub resends: u64,
     pub reconnects: u64,
+    /// Measured requests sent: `count` + `unanswered`.
+    pub sent: u64,
+    /// Warm-up requests (sent and checked, not counted anywhere else).
+    pub warmup: u64,
+    /// Left unanswered when an interrupted run stopped waiting.
+    pub unanswered: u64,
+    pub interrupted: bool,
+    /// Corrected latency: from when each request was due (open loop) or sent
+    /// (closed loop, where both views are the same) to its reply.
     pub latency_us: Option<Latency>,
+    /// From each request's first publish to its reply.
+    pub latency_as_sent_us: Option<Latency>,
+    /// Open loop only.
+    pub rate: Option<Rate>,
+    /// With `--baseline` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression: Option<Regression>,
+}
+
+/// How an open loop kept to its schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rate {
+    pub asked: f64,
+    /// Measured sends per second, over the span from the first one's due
+    /// time to the last one's send: equals `asked` when the schedule held.
+    pub achieved: f64,
+    /// Sends later than `late_ms` after their due time.
+    pub late_sends: u64,
+    pub late_ms: f64,
+    pub max_lag_ms: f64,
+}
+
+/// This run against a baseline: positive percentages are worse.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Regression {
+    pub baseline: String,
+    pub max_regression_pct: f64,
+    pub mean_us: f64,
+    pub baseline_mean_us: f64,
+    pub mean_change_pct: f64,
+    pub p99_us: f64,
+    pub baseline_p99_us: f64,
+    pub p99_change_pct: f64,
+    /// Either change above `max_regression_pct`.
+    pub failed: bool,
 }
 
 impl Summary {
     pub fn of(measurement: &Measurement, reconnects: u64) -> Summary {
-        let count = measurement.round_trips.len();
-        let ok = measurement
-            .round_trips
-            .iter()
-            .filter(|r| r.is_correct())
-            .count();
         let seconds = measurement.total.as_secs_f64();
-        let latencies: Vec<_> = measurement.round_trips.iter().map(|r| r.latency).collect();
+        let count = measurement.answered;
         Summary {
             count,
-            ok,
-            failures: count - ok,
+            ok: measurement.correct,
+            failures: count - measurement.correct,
             total_ms: seconds * 1e3,
             requests_per_second: if seconds > 0.0 {
                 count as f64 / seconds
@@ -41,7 +83,34 @@ impl Summary {
             },
             resends: measurement.resends,
             reconnects,
-            latency_us: Latency::of(&latencies),
+            sent: measurement.sent,
+            warmup: measurement.warmup,
+            unanswered: measurement.unanswered,
+            interrupted: measurement.interrupted,
+            latency_us: Latency::of(&measurement.corrected),
+            latency_as_sent_us: Latency::of(&measurement.as_sent),
+            rate: measurement.schedule.map(|s| {
+                let span = s.send_span.as_secs_f64();
+                Rate {
+                    asked: s.asked,
+                    achieved: if measurement.sent > 1 && span > 0.0 {
+                        (measurement.sent - 1) as f64 / span
+                    } else {
+                        s.asked
+                    },
+                    late_sends: s.late_sends,
+                    late_ms: s.late_by.as_secs_f64() * 1e3,
+                    max_lag_ms: s.max_lag.as_secs_f64() * 1e3,
+                }
+            }),
+            regression: None,
         }
+    }
+
+    /// An open loop that sent some requests late, or slower than asked
+    /// (by more than 1%).
+    pub fn fell_behind(&self) -> bool {
+        self.rate
+            .is_some_and(|r| r.late_sends > 0 || r.achieved < r.asked * 0.99)
     }
 }

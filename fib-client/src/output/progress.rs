@@ -12,14 +12,18 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(count: u64, show_bar: bool, per_request_lines: bool) -> Progress {
+    /// `count`: the requests expected (warm-up included), if known.
+    pub fn new(count: Option<u64>, show_bar: bool, per_request_lines: bool) -> Progress {
         let target = if show_bar && !per_request_lines {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
         };
-        let bar = ProgressBar::with_draw_target(Some(count), target);
-        let template = "{bar:40} {pos}/{len} round trips, {per_sec}, eta {eta}";
+        let bar = ProgressBar::with_draw_target(count, target);
+        let template = match count {
+            Some(_) => "{bar:40} {pos}/{len} round trips, {per_sec}, eta {eta}",
+            None => "{spinner} {pos} round trips, {per_sec}, {elapsed}",
+        };
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style);
         }
@@ -34,6 +38,11 @@ impl Progress {
         if self.per_request_lines {
             eprintln!("{}", request_line(round_trip, reply));
         }
+    }
+
+    /// Runs `f` (which prints to stderr) with the bar out of the way.
+    pub fn suspend(&self, f: impl FnOnce()) {
+        self.bar.suspend(f);
     }
 
     pub fn finish(&self) {
@@ -53,15 +62,17 @@ fn request_line(round_trip: &RoundTrip, reply: &Reply) -> String {
             format!("error {}: {}", printable(code, 20), printable(message, 60))
         }
     };
+    let warmup = if round_trip.warmup { " (warm-up)" } else { "" };
     let verdict = match &round_trip.verdict {
         Verdict::Correct => "ok",
         Verdict::Wrong { .. } => "WRONG",
         Verdict::Refused { .. } => "REFUSED",
+        Verdict::Unanswered => "UNANSWERED",
     };
     format!(
-        "n={} id={} -> {shown} in {:.3} ms {verdict}",
+        "n={} id={} -> {shown} in {:.3} ms {verdict}{warmup}",
         round_trip.n,
         round_trip.correlation_id,
-        round_trip.latency.as_secs_f64() * 1e3
+        round_trip.latency().as_secs_f64() * 1e3
     )
 }

@@ -1,6 +1,7 @@
 //! The end-of-run summary for people.
 
-use crate::summary::Summary;
+use crate::stats::Latency;
+use crate::summary::{Regression, Summary};
 use std::fmt::Write;
 
 pub fn summary_table(summary: &Summary) -> String {
@@ -16,24 +17,104 @@ pub fn summary_table(summary: &Summary) -> String {
         summary.total_ms,
         summary.requests_per_second
     );
-    if let Some(l) = &summary.latency_us {
+    if summary.warmup > 0 {
         let _ = writeln!(
             out,
-            "latency (µs): min {:.0}  mean {:.0}  p50 {:.0}  p90 {:.0}  p99 {:.0}  max {:.0}",
-            l.min, l.mean, l.p50, l.p90, l.p99, l.max
+            "after {} warm-up requests (not counted)",
+            summary.warmup
         );
     }
+    if summary.interrupted {
+        let _ = writeln!(
+            out,
+            "interrupted: {} sent, {} answered, {} unanswered",
+            summary.sent, summary.count, summary.unanswered
+        );
+    }
+    if let Some(rate) = &summary.rate {
+        let _ = write!(
+            out,
+            "rate: asked {:.1}/s, achieved {:.1}/s",
+            rate.asked, rate.achieved
+        );
+        if summary.fell_behind() {
+            let _ = write!(
+                out,
+                "; FELL BEHIND: {} of {} requests sent more than {:.1} ms after they were due \
+                 (at most {:.1} ms)",
+                rate.late_sends, summary.sent, rate.late_ms, rate.max_lag_ms
+            );
+        }
+        out.push('\n');
+    }
+    if let Some(corrected) = &summary.latency_us {
+        let _ = writeln!(
+            out,
+            "{:<14}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
+            "latency (µs)", "min", "mean", "stdev", "p50", "p90", "p99", "p99.9", "p99.99", "max"
+        );
+        match (&summary.rate, &summary.latency_as_sent_us) {
+            (Some(_), Some(as_sent)) => {
+                row(&mut out, "corrected", corrected);
+                row(&mut out, "as sent", as_sent);
+            }
+            _ => row(&mut out, "round trip", corrected),
+        }
+    }
+    if let Some(regression) = &summary.regression {
+        out.push_str(&regression_line(regression));
+    }
     out
+}
+
+fn row(out: &mut String, label: &str, l: &Latency) {
+    let _ = writeln!(
+        out,
+        "{label:<14}{:>9.0}{:>9.0}{:>9.0}{:>9.0}{:>9.0}{:>9.0}{:>9.0}{:>9.0}{:>9.0}",
+        l.min, l.mean, l.stdev, l.p50, l.p90, l.p99, l.p99_9, l.p99_99, l.max
+    );
+}
+
+/// `vs baseline FILE: mean +3.1% (250 -> 258 µs), p99 ...: within 10%`.
+pub fn regression_line(r: &Regression) -> String {
+    format!(
+        "vs baseline {}: mean {:+.1}% ({:.0} -> {:.0} µs), p99 {:+.1}% ({:.0} -> {:.0} µs): {}\n",
+        r.baseline,
+        r.mean_change_pct,
+        r.baseline_mean_us,
+        r.mean_us,
+        r.p99_change_pct,
+        r.baseline_p99_us,
+        r.p99_us,
+        if r.failed {
+            format!("REGRESSION, worse by more than {}%", r.max_regression_pct)
+        } else {
+            format!("within {}%", r.max_regression_pct)
+        }
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::Latency;
+    use crate::summary::Rate;
 
-    #[test]
-    fn shows_counts_time_and_latency() {
-        let summary = Summary {
+    fn latency(us: f64) -> Latency {
+        Latency {
+            min: us,
+            mean: us,
+            stdev: 0.0,
+            p50: us,
+            p90: us,
+            p99: us,
+            p99_9: us,
+            p99_99: us,
+            max: us,
+        }
+    }
+
+    fn summary() -> Summary {
+        Summary {
             count: 3,
             ok: 2,
             failures: 1,
@@ -41,12 +122,51 @@ mod tests {
             requests_per_second: 2000.0,
             resends: 2,
             reconnects: 1,
-            latency_us: Latency::of(&[std::time::Duration::from_micros(500)]),
-        };
-        let text = summary_table(&summary);
+            sent: 3,
+            warmup: 0,
+            unanswered: 0,
+            interrupted: false,
+            latency_us: Some(latency(500.0)),
+            latency_as_sent_us: Some(latency(500.0)),
+            rate: None,
+            regression: None,
+        }
+    }
+
+    #[test]
+    fn shows_counts_time_and_one_latency_row_in_a_closed_loop() {
+        let text = summary_table(&summary());
         assert!(
-            text.starts_with("3 round trips: 2 correct, 1 failed, 2 resent (1 reconnects) in 1.500 ms (2000.0 requests/s)")
+            text.starts_with("3 round trips: 2 correct, 1 failed, 2 resent (1 reconnects) in 1.500 ms (2000.0 requests/s)"),
+            "{text}"
         );
-        assert!(text.contains("p99 500"), "{text}");
+        assert!(text.contains("round trip"), "{text}");
+        assert!(!text.contains("corrected"), "{text}");
+        assert!(!text.contains("rate:"), "{text}");
+    }
+
+    #[test]
+    fn open_loop_shows_both_views_and_falling_behind() {
+        let mut s = summary();
+        s.latency_us = Some(latency(900_000.0));
+        s.rate = Some(Rate {
+            asked: 1000.0,
+            achieved: 700.0,
+            late_sends: 42,
+            late_ms: 1.0,
+            max_lag_ms: 950.0,
+        });
+        let text = summary_table(&s);
+        assert!(
+            text.contains("rate: asked 1000.0/s, achieved 700.0/s; FELL BEHIND: 42 of 3"),
+            "{text}"
+        );
+        let corrected = text.lines().find(|l| l.starts_with("corrected")).unwrap();
+        let as_sent = text.lines().find(|l| l.starts_with("as sent")).unwrap();
+        assert!(corrected.contains("900000"), "{text}");
+        assert!(
+            as_sent.contains("500") && !as_sent.contains("900000"),
+            "{text}"
+        );
     }
 }

@@ -1,0 +1,73 @@
+//! `--export-csv`: one row per measured request, written as the run goes
+//! (constant memory, however long the run).
+
+use crate::measure::RoundTrip;
+use anyhow::{Context, Result};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+pub const HEADER: &str = "n,sent_us,due_us,replied_us,latency_us,as_sent_us,outcome,resends";
+
+pub struct CsvWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+    /// The first write error, reported by `finish`.
+    error: Option<std::io::Error>,
+}
+
+impl CsvWriter {
+    /// Creates the file at once, so that a bad path fails before the run.
+    pub fn create(path: &Path) -> Result<CsvWriter> {
+        let file = super::create(path)?;
+        let mut writer = CsvWriter {
+            path: path.to_path_buf(),
+            out: BufWriter::new(file),
+            error: None,
+        };
+        writer.line(format_args!("{HEADER}"));
+        Ok(writer)
+    }
+
+    /// Times are µs from the start of the run; latency is the corrected one
+    /// (from when the request was due), as_sent from its first publish.
+    /// Unanswered requests have empty reply times. Warm-up ones are skipped.
+    pub fn row(&mut self, trip: &RoundTrip) {
+        if trip.warmup {
+            return;
+        }
+        let us = |d: std::time::Duration| format!("{:.1}", d.as_secs_f64() * 1e6);
+        let answered = trip.verdict != crate::measure::Verdict::Unanswered;
+        let (replied, latency, as_sent) = if answered {
+            (us(trip.replied), us(trip.latency()), us(trip.as_sent()))
+        } else {
+            Default::default()
+        };
+        self.line(format_args!(
+            "{},{},{},{replied},{latency},{as_sent},{},{}",
+            trip.n,
+            us(trip.sent),
+            us(trip.due),
+            trip.verdict.word(),
+            trip.resends
+        ));
+    }
+
+    fn line(&mut self, args: std::fmt::Arguments) {
+        if self.error.is_none() {
+            if let Err(error) = writeln!(self.out, "{args}") {
+                self.error = Some(error);
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        let flushed = self.out.flush();
+        match self.error.take().map_or(flushed, Err) {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                Err(error).with_context(|| format!("cannot write {}", self.path.display()))
+            }
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! The latency tool against the real broker: open loop, run length,
+//! warm-up, fixed n, every export, Ctrl-C and the baseline gate. Each test
+//! uses its own exchange and queue. Nothing here asserts a speed: figures
+//! are checked for shape and consistency, counts exactly.
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use testkit::{InProcessServer, Scratch, Spawned, WAIT};
+
+fn client(scratch: &Scratch, args: &[&str]) -> Result<Spawned> {
+    Spawned::start(
+        Command::new(env!("CARGO_BIN_EXE_fib-client"))
+            .args(scratch.url_and_exchange_args())
+            .args(args),
+    )
+}
+
+fn json_summary(client: &Spawned) -> Result<Value> {
+    let stdout = client.stdout();
+    assert_eq!(stdout.len(), 1, "--json prints one line: {stdout:?}");
+    Ok(serde_json::from_str(&stdout[0])?)
+}
+
+fn number(value: &Value, path: &[&str]) -> Result<f64> {
+    path.iter()
+        .try_fold(value, |v, key| v.get(key))
+        .and_then(Value::as_f64)
+        .with_context(|| format!("no number at {path:?} in {value}"))
+}
+
+/// A directory of its own for a test's files, removed at the end.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(label: &str) -> Result<Dir> {
+        let path = std::env::temp_dir().join(format!("fib-latency-{label}-{}", std::process::id()));
+        std::fs::create_dir_all(&path)?;
+        Ok(Dir(path))
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ordered(latency: &Value) -> Result<()> {
+    let names = ["min", "p50", "p90", "p99", "p99.9", "p99.99", "max"];
+    let figures: Vec<f64> = names
+        .iter()
+        .map(|n| number(latency, &[n]))
+        .collect::<Result<_>>()?;
+    assert!(figures.windows(2).all(|w| w[0] <= w[1]), "{latency}");
+    Ok(())
+}
+
+#[test]
+fn open_loop_reports_both_views_and_the_rate() -> Result<()> {
+    let scratch = Scratch::new("rate");
+    let _server = InProcessServer::start(scratch.server_settings())?;
+    let args = [
+        "--rate",
+        "200",
+        "--count",
+        "100",
+        "--inflight",
+        "8",
+        "--json",
+    ];
+    let mut run = client(&scratch, &args)?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(0), "{:?}", run.stderr());
+    let summary = json_summary(&run)?;
+    assert_eq!(
+        (summary["count"].as_u64(), summary["ok"].as_u64()),
+        (Some(100), Some(100))
+    );
+    assert_eq!(summary["sent"].as_u64(), Some(100));
+    assert_eq!(number(&summary, &["rate", "asked"])?, 200.0);
+    assert!(number(&summary, &["rate", "achieved"])? > 0.0);
+    ordered(&summary["latency_us"])?;
+    ordered(&summary["latency_as_sent_us"])?;
+    // Due never comes after the first publish: corrected >= as sent.
+    for figure in ["mean", "p50", "max"] {
+        assert!(
+            number(&summary, &["latency_us", figure])?
+                >= number(&summary, &["latency_as_sent_us", figure])?,
+            "{figure}: {summary}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn duration_sends_what_the_schedule_holds() -> Result<()> {
+    // At 100/s for 1 s, requests are due at 0, 10, ..., 990 ms: exactly 100.
+    let scratch = Scratch::new("duration");
+    let _server = InProcessServer::start(scratch.server_settings())?;
+    let args = [
+        "--rate",
+        "100",
+        "--duration",
+        "1",
+        "--inflight",
+        "16",
+        "--json",
+    ];
+    let mut run = client(&scratch, &args)?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(0), "{:?}", run.stderr());
+    let summary = json_summary(&run)?;
+    assert_eq!(
+        (summary["sent"].as_u64(), summary["ok"].as_u64()),
+        (Some(100), Some(100))
+    );
+    Ok(())
+}
+
+#[test]
+fn warmup_is_sent_and_checked_but_not_counted() -> Result<()> {
+    let scratch = Scratch::new("warmup");
+    let _server = InProcessServer::start(scratch.server_settings())?;
+    let args = ["--count", "50", "--warmup", "20", "--verbose", "--json"];
+    let mut run = client(&scratch, &args)?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(0), "{:?}", run.stderr());
+    let summary = json_summary(&run)?;
+    assert_eq!(
+        (summary["count"].as_u64(), summary["warmup"].as_u64()),
+        (Some(50), Some(20))
+    );
+    let stderr = run.stderr();
+    let answered: Vec<&String> = stderr.iter().filter(|l| l.starts_with("n=")).collect();
+    assert_eq!(answered.len(), 70, "{stderr:?}");
+    assert!(answered.iter().all(|l| l.contains(" ok")), "{answered:?}");
+    assert_eq!(
+        answered.iter().filter(|l| l.ends_with("(warm-up)")).count(),
+        20
+    );
+    // The measured requests start the cycle again at n = 0.
+    assert!(answered[20].starts_with("n=0 "), "{}", answered[20]);
+    Ok(())
+}
+
+#[test]
+fn fixed_n_asks_for_the_same_n_and_checks_every_reply() -> Result<()> {
+    let scratch = Scratch::new("fixedn");
+    let _server = InProcessServer::start(scratch.server_settings())?;
+    let args = [
+        "--fixed-n",
+        "5000",
+        "--count",
+        "30",
+        "--inflight",
+        "4",
+        "--verbose",
+        "--json",
+    ];
+    let mut run = client(&scratch, &args)?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(0), "{:?}", run.stderr());
+    assert_eq!(json_summary(&run)?["ok"].as_u64(), Some(30));
+    let stderr = run.stderr();
+    let lines: Vec<&String> = stderr.iter().filter(|l| l.starts_with("n=")).collect();
+    assert_eq!(lines.len(), 30);
+    assert!(lines
+        .iter()
+        .all(|l| l.starts_with("n=5000 ") && l.contains("(1045 characters)")));
+    Ok(())
+}
+
+#[test]
+fn n_range_cycles_in_order() -> Result<()> {
+    let scratch = Scratch::new("nrange");
+    let _server = InProcessServer::start(scratch.server_settings())?;
+    let args = ["--n-range", "90..93", "--count", "7", "--verbose", "--json"];
+    let mut run = client(&scratch, &args)?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(0), "{:?}", run.stderr());
+    let stderr = run.stderr();
+    let ns: Vec<&str> = stderr
+        .iter()
+        .filter_map(|l| l.strip_prefix("n=")?.split(' ').next())
+        .collect();
+    assert_eq!(ns, ["90", "91", "92", "90", "91", "92", "90"]);
+    Ok(())
+}
+
+fn read(path: &str) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))
+}
+
+#[test]
+fn every_export_writes_what_it_says() -> Result<()> {
+    let scratch = Scratch::new("exports");
+    let _server = InProcessServer::start(scratch.server_settings())?;
+    let dir = Dir::new("exports")?;
+    let (json, csv, md, hgrm, svg) = (
+        dir.file("run.json"),
+        dir.file("run.csv"),
+        dir.file("run.md"),
+        dir.file("run.hgrm"),
+        dir.file("run.svg"),
+    );
+    let args = [
+        "--rate",
+        "300",
+        "--count",
+        "120",
+        "--inflight",
+        "8",
+        "--warmup",
+        "10",
+        "--export-json",
+        &json,
+        "--export-csv",
+        &csv,
+        "--export-markdown",
+        &md,
+        "--export-hgrm",
+        &hgrm,
+        "--export-svg",
+        &svg,
+    ];
+    let mut run = client(&scratch, &args)?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(0), "{:?}", run.stderr());
+
+    // JSON: the summary and the parameters, the password masked.
+    let document: Value = serde_json::from_str(&read(&json)?)?;
+    let summary = &document["summary"];
+    assert_eq!(summary["count"].as_u64(), Some(120));
+    let parameters = &document["parameters"];
+    assert_eq!(parameters["broker"]["product"].as_str(), Some("RabbitMQ"));
+    assert!(parameters["broker"]["version"]
+        .as_str()
+        .is_some_and(|v| !v.is_empty()));
+    let url = parameters["url"].as_str().context("url")?;
+    assert!(
+        url.contains(":***@") && !url.contains("guest:guest"),
+        "{url}"
+    );
+    assert_eq!(
+        parameters["fib_rpc_version"].as_str(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(parameters["rate"].as_f64(), Some(300.0));
+    assert_eq!(parameters["warmup"].as_u64(), Some(10));
+    assert!(parameters["host"].as_str().is_some_and(|h| !h.is_empty()));
+    assert!(parameters["started_at"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
+    let args: Vec<&str> = parameters["args"]
+        .as_array()
+        .context("args")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(args.contains(&"--export-csv") && !args.iter().any(|a| a.contains("guest:guest")));
+
+    // CSV: a header and one row per measured request, with consistent times.
+    let text = read(&csv)?;
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("n,sent_us,due_us,replied_us,latency_us,as_sent_us,outcome,resends")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 120);
+    for row in &rows {
+        let f = |i: usize| row[i].parse::<f64>().with_context(|| format!("{row:?}"));
+        let (sent, due, replied, latency, as_sent) = (f(1)?, f(2)?, f(3)?, f(4)?, f(5)?);
+        assert!(due <= sent && sent <= replied, "{row:?}");
+        assert!((latency - (replied - due)).abs() < 0.2, "{row:?}");
+        assert!((as_sent - (replied - sent)).abs() < 0.2, "{row:?}");
+        assert_eq!((row[6], row[7]), ("correct", "0"));
+    }
+    // The measured requests start at n = 0 again after the warm-up.
+    assert_eq!(rows.iter().filter(|r| r[0] == "0").count(), 1);
+
+    // Markdown: a table with both views.
+    let markdown = read(&md)?;
+    assert!(markdown.starts_with("| view | requests |"), "{markdown}");
+    assert!(markdown.contains("\n| corrected | 120 |") && markdown.contains("\n| as sent | 120 |"));
+
+    // hgrm: HdrHistogram's text, ending at 100% with every request.
+    let hgrm_text = read(&hgrm)?;
+    assert!(hgrm_text.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)\n\n"));
+    let last_row = hgrm_text
+        .lines()
+        .rev()
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .context("no rows")?;
+    let cells: Vec<&str> = last_row.split_whitespace().collect();
+    assert_eq!(&cells[1..], ["1.000000000000", "120"], "{last_row}");
+    let max_ms: f64 = cells[0].parse()?;
+    let max_us = number(summary, &["latency_us", "max"])?;
+    assert!(
+        (max_ms * 1000.0 - max_us).abs() < 1.0,
+        "{max_ms} ms vs {max_us} µs"
+    );
+    assert!(
+        hgrm_text.contains("Total count    =          120]"),
+        "{hgrm_text}"
+    );
+
+    // SVG: a document with a curve per view.
+    let svg_text = read(&svg)?;
+    assert!(svg_text.starts_with("<svg") && svg_text.trim_end().ends_with("</svg>"));
+    assert!(svg_text.contains("corrected") && svg_text.contains("as sent"));
+    assert!(Path::new(&svg).metadata()?.len() > 1000);
+    Ok(())
+}
+
+#[test]
+fn ctrl_c_stops_prints_what_was_done_and_exits_130() -> Result<()> {
+    let scratch = Scratch::new("sigint");
+    let _server = InProcessServer::start(scratch.server_settings())?;
+    let args = [
+        "--rate",
+        "100",
+        "--count",
+        "1000000",
+        "--inflight",
+        "4",
+        "--interval",
+        "0.2",
+        "--json",
+    ];
+    let mut run = client(&scratch, &args)?;
+    // An interval line shows requests are being answered.
+    run.wait_for_line(" requests ", WAIT)?;
+    run.signal("INT")?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(130), "{:?}", run.stderr());
+    let summary = json_summary(&run)?;
+    assert_eq!(summary["interrupted"].as_bool(), Some(true));
+    let count = |name: &str| summary[name].as_u64().with_context(|| name.to_string());
+    assert!(count("count")? > 0);
+    assert_eq!(
+        count("sent")?,
+        count("count")? + count("unanswered")?,
+        "{summary}"
+    );
+    assert_eq!(count("ok")?, count("count")?);
+    assert!(count("sent")? < 1_000_000);
+    let stderr = run.stderr().join("\n");
+    assert!(
+        stderr.contains("interrupted: sending nothing more"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn ctrl_c_summary_for_people() -> Result<()> {
+    let scratch = Scratch::new("sigint2");
+    let _server = InProcessServer::start(scratch.server_settings())?;
+    let args = ["--count", "1000000", "--interval", "0.2"];
+    let mut run = client(&scratch, &args)?;
+    run.wait_for_line(" requests ", WAIT)?;
+    run.signal("INT")?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(130), "{:?}", run.stderr());
+    let stdout = run.stdout().join("\n");
+    assert!(
+        stdout.contains(" round trips: ") && stdout.contains("interrupted: "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("round trip "), "{stdout}");
+    Ok(())
+}
+
+#[test]
+fn the_gate_fails_with_exit_6_on_a_regression_and_passes_a_fair_baseline() -> Result<()> {
+    let scratch = Scratch::new("gate");
+    let _server = InProcessServer::start(scratch.server_settings())?;
+    let dir = Dir::new("gate")?;
+    let fair = dir.file("fair.json");
+    let mut first = client(&scratch, &["--count", "200", "--export-json", &fair])?;
+    assert_eq!(first.wait(WAIT)?.code(), Some(0), "{:?}", first.stderr());
+
+    // Doctored: the baseline claims a thousand times faster.
+    let mut document: Value = serde_json::from_str(&read(&fair)?)?;
+    for figure in ["mean", "p99"] {
+        let latency = &mut document["summary"]["latency_us"][figure];
+        *latency = Value::from(latency.as_f64().context("figure")? / 1000.0);
+    }
+    let doctored = dir.file("doctored.json");
+    std::fs::write(&doctored, serde_json::to_string(&document)?)?;
+    let args = [
+        "--count",
+        "200",
+        "--baseline",
+        &doctored,
+        "--max-regression",
+        "10",
+    ];
+    let mut run = client(&scratch, &args)?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(6), "{:?}", run.stderr());
+    let stdout = run.stdout().join("\n");
+    assert!(
+        stdout.contains("REGRESSION, worse by more than 10%"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("vs baseline {doctored}: mean +")),
+        "{stdout}"
+    );
+
+    // Fair: the first run itself, with room for a busy machine.
+    let args = [
+        "--count",
+        "200",
+        "--baseline",
+        &fair,
+        "--max-regression",
+        "400",
+        "--json",
+    ];
+    let mut run = client(&scratch, &args)?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(0), "{:?}", run.stderr());
+    let regression = &json_summary(&run)?["regression"];
+    assert_eq!(regression["failed"].as_bool(), Some(false), "{regression}");
+    assert!(regression["mean_change_pct"].as_f64().is_some());
+    Ok(())
+}
+
+#[test]
+fn bad_new_flags_exit_2() -> Result<()> {
+    let scratch = Scratch::new("badflags");
+    for args in [
+        &["--n-range", "10..5"][..],
+        &["--rate", "0"],
+        &["--duration", "0"],
+        &["--fixed-n", "20000000"],
+        &[
+            "--baseline",
+            "/nonexistent/base.json",
+            "--max-regression",
+            "5",
+        ],
+        &["--baseline", "/nonexistent/base.json"],
+        &["--count", "5", "--duration", "2"],
+        &["--export-csv", "/nonexistent/dir/run.csv"],
+        &["--export-svg", "/nonexistent/dir/run.svg"],
+    ] {
+        let mut run = client(&scratch, args)?;
+        let code = run.wait(WAIT)?.code();
+        let stderr = run.stderr().join("\n");
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    Ok(())
+}
