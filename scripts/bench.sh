@@ -225,8 +225,11 @@ client_command() {
     esac
 }
 
-# json_number JSON KEY: the first number after "KEY": in a one-line JSON object.
-json_number() { sed -n "s/.*\"$2\":\([-0-9.eE+]*\).*/\1/p" <<<"$1"; }
+# json_number JSON KEY: the number after the first "KEY": in a one-line JSON
+# object.
+# The first is the one meant: fib-client's corrected latency view comes before
+# its as-sent one (the two agree in a closed loop).
+json_number() { grep -o "\"$2\":[-0-9.eE+]*" <<<"$1" | head -n 1 | cut -d: -f2; }
 
 # cpu_ticks PID...: the processes' user+sys time so far, in clock ticks.
 cpu_ticks() {
