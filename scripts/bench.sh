@@ -562,7 +562,6 @@ not computed: the ratio is fib-rpc's own overhead, moving the same bytes.
 | in flight | prefetch | servers | fib-rpc req/s | floor req/s | fib-rpc / floor | fib-rpc CPU µs/req | floor CPU µs/req |
 |---:|---:|---:|---:|---:|---:|---:|---:|
 EOF
-EOF
 for config in "${PIPE_CONFIGS[@]}"; do
     # shellcheck disable=SC2086
     set -- $config
