@@ -78,25 +78,28 @@ TOPOLOGIES=() # "exchange queue" pairs to delete on exit
 # --- the floor's configurations -------------------------------------------------
 
 # The ablation: a bare echo, then one property of fib-rpc added at a time.
-ABLATION=(bare persist mandatory confirm uuid compute check logging)
+ABLATION=(bare persist mandatory confirm prefetch uuid compute check logging)
 declare -A ABLATION_LABEL=(
     [bare]="bare echo: persistent requests, transient replies, prefetch 1"
     [persist]="+ persistent replies"
     [mandatory]="+ mandatory requests"
     [confirm]="+ reply confirmed before the ack"
+    [prefetch]="+ fib-server's default prefetch"
     [uuid]="+ UUID correlation ids"
     [compute]="+ server computes F(n)"
     [check]="+ client checks F(n)"
     [logging]="+ server logs a line per request"
 )
 
-# floor_flags KIND: the floor's SERVER_FLAGS and CLIENT_FLAGS for KIND: an
+# floor_flags KIND: the floor's SERVER_FLAGS, CLIENT_FLAGS and FLOOR_PREFETCH
+# (used where a configuration leaves the prefetch to the default) for KIND: an
 # ablation step (every step up to it), or floor (the pipelined floor: a bare
 # echo that replies with as many bytes as F(n) has digits).
 floor_flags() {
     local step check=echo
     SERVER_FLAGS=()
     CLIENT_FLAGS=()
+    FLOOR_PREFETCH=1
     if [ "$1" = floor ]; then
         SERVER_FLAGS=(--reply pad)
         CLIENT_FLAGS=(--check pad)
@@ -107,6 +110,7 @@ floor_flags() {
         persist) SERVER_FLAGS+=(--persistent-replies) ;;
         mandatory) CLIENT_FLAGS+=(--mandatory) ;;
         confirm) SERVER_FLAGS+=(--confirm) ;;
+        prefetch) FLOOR_PREFETCH="$FIB_DEFAULT_PREFETCH" ;;
         uuid) CLIENT_FLAGS+=(--uuid) ;;
         compute)
             SERVER_FLAGS+=(--reply fib)
@@ -173,16 +177,20 @@ trap 'exit 143' TERM
 start_server() {
     local kind="$1" exchange="$2" queue="$3" prefetch="$4"
     local errlog="$WORK/server.$SERVERS_STARTED.$kind.log" pid deadline status
+    local fib_prefetch=(--prefetch "$prefetch")
     SERVERS_STARTED=$((SERVERS_STARTED + 1))
+    # "default": fib-server's own default; the floor's ablation step decides.
+    if [ "$prefetch" = default ]; then fib_prefetch=(); fi
     : >"$errlog"
     case "$kind" in
-    fib | fibdirect) "$SERVER_BIN" --quiet --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
-    fibq) "$SERVER_BIN" --quiet --url "$CLUSTER_URLS" --queue-type quorum --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
-    fiblog) "$SERVER_BIN" --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
-    fibnc) "$SERVER_BIN" --quiet --no-confirm --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" 2>"$errlog" & ;;
+    fib | fibdirect) "$SERVER_BIN" --quiet --exchange "$exchange" --queue "$queue" "${fib_prefetch[@]}" 2>"$errlog" & ;;
+    fibq) "$SERVER_BIN" --quiet --url "$CLUSTER_URLS" --queue-type quorum --exchange "$exchange" --queue "$queue" "${fib_prefetch[@]}" 2>"$errlog" & ;;
+    fiblog) "$SERVER_BIN" --exchange "$exchange" --queue "$queue" "${fib_prefetch[@]}" 2>"$errlog" & ;;
+    fibnc) "$SERVER_BIN" --quiet --no-confirm --exchange "$exchange" --queue "$queue" "${fib_prefetch[@]}" 2>"$errlog" & ;;
     *)
         floor_flags "$kind"
-        "$FLOOR_BIN" server --exchange "$exchange" --queue "$queue" --prefetch "$prefetch" "${SERVER_FLAGS[@]}" 2>"$errlog" &
+        if [ "$prefetch" != default ]; then FLOOR_PREFETCH="$prefetch"; fi
+        "$FLOOR_BIN" server --exchange "$exchange" --queue "$queue" --prefetch "$FLOOR_PREFETCH" "${SERVER_FLAGS[@]}" 2>"$errlog" &
         ;;
     esac
     pid=$!
@@ -384,6 +392,10 @@ if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then com
 # shellcheck disable=SC2001 # needs a regex
 masked_url="$(sed 's#^\([a-z]*://[^:@/]*\):[^@/]*@#\1:***@#' <<<"${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}")"
 
+# fib-server's default --prefetch, as its --help says.
+FIB_DEFAULT_PREFETCH="$("$SERVER_BIN" --help | sed -n '/--prefetch/,/default:/s/.*\[default: \([0-9]*\)\].*/\1/p' | head -n 1)"
+[[ "$FIB_DEFAULT_PREFETCH" =~ ^[0-9]+$ ]] || die "cannot read fib-server's default --prefetch from its --help"
+
 HAS_INFLIGHT=0
 if "$CLIENT_BIN" --help 2>/dev/null | grep -q -- '--inflight'; then HAS_INFLIGHT=1; fi
 
@@ -399,7 +411,7 @@ started=$SECONDS
 # --- measure -------------------------------------------------------------------
 
 if section seq; then
-    bench_config seq "${ABLATION[*]} fiblog fib fibnc fibdirect" 1 1 1 "$SEQ_COUNT"
+    bench_config seq "${ABLATION[*]} fiblog fib fibnc fibdirect" 1 default 1 "$SEQ_COUNT"
 fi
 
 PIPE_CONFIGS=()
@@ -522,7 +534,7 @@ user+sys time over the client's run (10 ms ticks), divided likewise.
 EOF
 if section seq; then
     cat <<EOF
-## Sequential: $SEQ_COUNT requests, one at a time, one server, prefetch 1
+## Sequential: $SEQ_COUNT requests, one at a time, one server
 
 From a bare echo (\`fib-client/examples/floor.rs\` with no options: persistent
 requests as the pika client sends them, transient replies, no mandatory flag,

@@ -2,6 +2,7 @@
 //! README's table come from, and the one way a program reports the error
 //! that ends it.
 
+use crate::failure::Failure;
 use std::io::Write;
 
 pub const OK: i32 = 0;
@@ -144,7 +145,33 @@ pub fn fail(error: &anyhow::Error) -> ! {
     // Nowhere left to report a failure to write to stderr.
     let _ = writeln!(stderr, "{}", error_line(error));
     let _ = stderr.flush();
-    std::process::exit(crate::failure::exit_code(error))
+    std::process::exit(exit_code(error))
+}
+
+/// The exit code of a failure of this kind.
+pub fn code_of(failure: &Failure) -> i32 {
+    match failure {
+        Failure::Usage(_) => USAGE,
+        Failure::Broker(_) | Failure::Disconnected(_) => BROKER,
+        Failure::Unroutable(_) => UNROUTABLE,
+        Failure::Timeout(_) => TIMEOUT,
+    }
+}
+
+/// The exit code for an error: that of the first [`Failure`] in its chain; an
+/// amiquip error (the broker or the connection failed) counts as a broker
+/// failure; anything else is an internal error (70), never confused with
+/// fib-client's 1 for wrong replies.
+pub fn exit_code(error: &anyhow::Error) -> i32 {
+    for cause in error.chain() {
+        if let Some(failure) = cause.downcast_ref::<Failure>() {
+            return code_of(failure);
+        }
+        if cause.is::<amiquip::Error>() {
+            return BROKER;
+        }
+    }
+    INTERNAL
 }
 
 /// `error: ` and the error with its causes, on one line.
@@ -156,6 +183,18 @@ pub fn error_line(error: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_failure_under_context() {
+        use anyhow::Context;
+        let error = Err::<(), _>(Failure::Timeout("no reply".into()))
+            .context("request 7")
+            .unwrap_err();
+        assert_eq!(exit_code(&error), TIMEOUT);
+        assert_eq!(exit_code(&anyhow::anyhow!("other")), INTERNAL);
+        let broker = anyhow::Error::new(amiquip::Error::ClientClosedConnection).context("x");
+        assert_eq!(exit_code(&broker), BROKER);
+    }
 
     #[test]
     fn codes_are_listed_once_and_in_order() {

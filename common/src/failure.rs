@@ -1,7 +1,7 @@
-//! The failures that decide a program's exit code. Errors travel as
-//! `anyhow::Error`; `exit_code` finds the first of these in the chain.
+//! The kinds of failure, and which of them reconnecting may cure. Errors
+//! travel as `anyhow::Error`; `exit::exit_code` turns the first of these in
+//! the chain into the program's exit code.
 
-use crate::exit;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,17 +21,6 @@ pub enum Failure {
     Timeout(String),
 }
 
-impl Failure {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Failure::Usage(_) => exit::USAGE,
-            Failure::Broker(_) | Failure::Disconnected(_) => exit::BROKER,
-            Failure::Unroutable(_) => exit::UNROUTABLE,
-            Failure::Timeout(_) => exit::TIMEOUT,
-        }
-    }
-}
-
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -45,22 +34,6 @@ impl fmt::Display for Failure {
 }
 
 impl std::error::Error for Failure {}
-
-/// The exit code for an error: that of the first [`Failure`] in its chain; an
-/// amiquip error (the broker or the connection failed) counts as a broker
-/// failure; anything else is an internal error (70), never confused with
-/// fib-client's 1 for wrong replies.
-pub fn exit_code(error: &anyhow::Error) -> i32 {
-    for cause in error.chain() {
-        if let Some(failure) = cause.downcast_ref::<Failure>() {
-            return failure.exit_code();
-        }
-        if cause.is::<amiquip::Error>() {
-            return exit::BROKER;
-        }
-    }
-    exit::INTERNAL
-}
 
 /// Whether reconnecting may cure `error`: the connection was lost or could
 /// not be made, as opposed to a refusal that would simply happen again.
@@ -99,18 +72,6 @@ pub fn amqp_error_is_transient(error: &amiquip::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anyhow::Context;
-
-    #[test]
-    fn finds_the_failure_under_context() {
-        let error = Err::<(), _>(Failure::Timeout("no reply".into()))
-            .context("request 7")
-            .unwrap_err();
-        assert_eq!(exit_code(&error), exit::TIMEOUT);
-        assert_eq!(exit_code(&anyhow::anyhow!("other")), exit::INTERNAL);
-        let broker = anyhow::Error::new(amiquip::Error::ClientClosedConnection).context("x");
-        assert_eq!(exit_code(&broker), exit::BROKER);
-    }
 
     #[test]
     fn lost_connections_are_transient_refusals_are_not() {

@@ -15,4 +15,5 @@ pub mod protocol;
 pub mod topology;
 
 pub use connection::{open_connection, AmqpUrl, ConnectionSettings, TlsCa};
-pub use failure::{exit_code, Failure};
+pub use exit::exit_code;
+pub use failure::Failure;

@@ -4,20 +4,12 @@
 
 use anyhow::Result;
 use std::path::Path;
-use std::process::Command;
-use testkit::{readme, Spawned, WAIT};
+use testkit::{edges, readme};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_fib-client");
 
 fn client(args: &[&str], envs: &[(&str, &str)]) -> Result<(Option<i32>, Vec<String>)> {
-    let mut command = Command::new(CLIENT);
-    command.args(args).env_remove("AMQP_TLS_CA");
-    for (key, value) in envs {
-        command.env(key, value);
-    }
-    let mut run = Spawned::start(&mut command)?;
-    let status = run.wait(WAIT)?;
-    Ok((status.code(), run.stderr()))
+    edges::run_to_end(CLIENT, args, envs)
 }
 
 #[test]
@@ -53,50 +45,12 @@ fn own_errors_and_clap_errors_share_the_prefix_and_exit_2() -> Result<()> {
 
 #[test]
 fn tls_ca_is_checked_at_start() -> Result<()> {
-    let missing = "/nonexistent/fib-rpc/ca.pem";
-    let not_pem = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let cases = [
-        (
-            ["--url", "amqps://127.0.0.1:1/", "--tls-ca", missing],
-            missing,
-        ),
-        (
-            ["--url", "amqps://127.0.0.1:1/", "--tls-ca", not_pem],
-            "not a PEM certificate",
-        ),
-        (
-            ["--url", "amqp://127.0.0.1:1/", "--tls-ca", not_pem],
-            "needs an amqps:// URL",
-        ),
-    ];
-    for (args, needle) in cases {
-        let (code, stderr) = client(&args, &[])?;
-        assert_eq!(code, Some(2), "{args:?}: {stderr:?}");
-        let text = stderr.join("\n");
-        assert!(
-            text.starts_with("error: ") && text.contains(needle),
-            "{text}"
-        );
-    }
-    // The same file through the environment.
-    let (code, stderr) = client(
-        &["--url", "amqps://127.0.0.1:1/"],
-        &[("AMQP_TLS_CA", missing)],
-    )?;
-    assert_eq!(code, Some(2), "{stderr:?}");
-    Ok(())
+    edges::assert_tls_ca_checked_at_start(CLIENT)
 }
 
 #[test]
 fn a_fatal_error_reaches_stderr_with_rust_log_off() -> Result<()> {
-    // Nothing listens on port 1: the first connection fails, exit 3.
-    let (code, stderr) = client(&["--url", "amqp://127.0.0.1:1/"], &[("RUST_LOG", "off")])?;
-    assert_eq!(code, Some(3), "{stderr:?}");
-    assert_eq!(stderr.len(), 1, "only the error: {stderr:?}");
-    assert!(
-        stderr[0].starts_with("error: cannot connect to amqp://guest:***@127.0.0.1:1/"),
-        "{stderr:?}"
-    );
+    edges::assert_fatal_error_survives_rust_log_off(CLIENT)?;
     Ok(())
 }
 

@@ -4,22 +4,10 @@
 use amiquip::{ConsumerMessage, ConsumerOptions};
 use anyhow::{Context, Result};
 use common::protocol::reply_properties;
-use serde_json::Value;
-use std::process::Command;
-use testkit::{InProcessServer, Peer, Scratch, Spawned, WAIT};
+use testkit::{json_summary, InProcessServer, Peer, Scratch, Spawned, WAIT};
 
 fn client(scratch: &Scratch, args: &[&str]) -> Result<Spawned> {
-    Spawned::start(
-        Command::new(env!("CARGO_BIN_EXE_fib-client"))
-            .args(scratch.url_and_exchange_args())
-            .args(args),
-    )
-}
-
-fn json_summary(client: &Spawned) -> Result<Value> {
-    let stdout = client.stdout();
-    assert_eq!(stdout.len(), 1, "--json prints one line: {stdout:?}");
-    Ok(serde_json::from_str(&stdout[0])?)
+    scratch.spawn(env!("CARGO_BIN_EXE_fib-client"), args)
 }
 
 #[test]

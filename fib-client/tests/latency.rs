@@ -6,21 +6,10 @@
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use testkit::{InProcessServer, Scratch, Spawned, WAIT};
+use testkit::{json_summary, InProcessServer, Scratch, Spawned, WAIT};
 
 fn client(scratch: &Scratch, args: &[&str]) -> Result<Spawned> {
-    Spawned::start(
-        Command::new(env!("CARGO_BIN_EXE_fib-client"))
-            .args(scratch.url_and_exchange_args())
-            .args(args),
-    )
-}
-
-fn json_summary(client: &Spawned) -> Result<Value> {
-    let stdout = client.stdout();
-    assert_eq!(stdout.len(), 1, "--json prints one line: {stdout:?}");
-    Ok(serde_json::from_str(&stdout[0])?)
+    scratch.spawn(env!("CARGO_BIN_EXE_fib-client"), args)
 }
 
 fn number(value: &Value, path: &[&str]) -> Result<f64> {

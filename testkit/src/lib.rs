@@ -4,6 +4,7 @@
 
 mod broker;
 mod cluster;
+pub mod edges;
 mod peer;
 mod pika;
 mod process;
@@ -59,6 +60,13 @@ pub fn client_reply_queue(client: &Spawned) -> anyhow::Result<String> {
     let name = line.rsplit('"').nth(1);
     name.map(str::to_string)
         .ok_or_else(|| anyhow::anyhow!("no reply queue name in {line:?}"))
+}
+
+/// The one line a `fib-client --json` run printed on stdout, parsed.
+pub fn json_summary(client: &Spawned) -> anyhow::Result<serde_json::Value> {
+    let stdout = client.stdout();
+    anyhow::ensure!(stdout.len() == 1, "--json prints one line: {stdout:?}");
+    Ok(serde_json::from_str(&stdout[0])?)
 }
 
 /// Generous bound for anything a test waits on: long enough never to fire on

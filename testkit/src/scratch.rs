@@ -33,6 +33,15 @@ impl Scratch {
         }
     }
 
+    /// Starts `binary` (a path) pointed at this topology, with `args`.
+    pub fn spawn(&self, binary: &str, args: &[&str]) -> anyhow::Result<crate::Spawned> {
+        crate::Spawned::start(
+            std::process::Command::new(binary)
+                .args(self.url_and_exchange_args())
+                .args(args),
+        )
+    }
+
     /// Flags that point either binary at this topology.
     pub fn url_and_exchange_args(&self) -> Vec<String> {
         vec![

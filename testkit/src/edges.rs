@@ -1,0 +1,76 @@
+//! Checks both programs must pass at their edges, run against either binary:
+//! usage errors at start and fatal errors that reach stderr. The programs'
+//! own tests call these with their binary's path.
+
+use crate::{Spawned, WAIT};
+use anyhow::Result;
+use std::process::Command;
+
+/// Runs `binary` to its end; returns its exit code and stderr lines.
+/// AMQP_TLS_CA from the test's environment is left out.
+pub fn run_to_end(
+    binary: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Result<(Option<i32>, Vec<String>)> {
+    let mut command = Command::new(binary);
+    command.args(args).env_remove("AMQP_TLS_CA");
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let mut run = Spawned::start(&mut command)?;
+    let status = run.wait(WAIT)?;
+    Ok((status.code(), run.stderr()))
+}
+
+/// `--tls-ca` is read and checked at start: a missing file or one that is
+/// not PEM is exit 2 naming it; with an amqp:// URL, exit 2 saying it needs
+/// amqps://; the same through AMQP_TLS_CA.
+pub fn assert_tls_ca_checked_at_start(binary: &str) -> Result<()> {
+    let missing = "/nonexistent/fib-rpc/ca.pem";
+    let not_pem = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let cases = [
+        (
+            ["--url", "amqps://127.0.0.1:1/", "--tls-ca", missing],
+            missing,
+        ),
+        (
+            ["--url", "amqps://127.0.0.1:1/", "--tls-ca", not_pem],
+            "not a PEM certificate",
+        ),
+        (
+            ["--url", "amqp://127.0.0.1:1/", "--tls-ca", not_pem],
+            "needs an amqps:// URL",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (code, stderr) = run_to_end(binary, &args, &[])?;
+        assert_eq!(code, Some(2), "{args:?}: {stderr:?}");
+        let text = stderr.join("\n");
+        assert!(
+            text.starts_with("error: ") && text.contains(needle),
+            "{text}"
+        );
+    }
+    let (code, stderr) = run_to_end(
+        binary,
+        &["--url", "amqps://127.0.0.1:1/"],
+        &[("AMQP_TLS_CA", missing)],
+    )?;
+    assert_eq!(code, Some(2), "{stderr:?}");
+    Ok(())
+}
+
+/// With RUST_LOG=off a failed first connection (nothing listens on port 1)
+/// still prints its one error line, password masked, and exits 3.
+pub fn assert_fatal_error_survives_rust_log_off(binary: &str) -> Result<()> {
+    let args = ["--url", "amqp://127.0.0.1:1/"];
+    let (code, stderr) = run_to_end(binary, &args, &[("RUST_LOG", "off")])?;
+    assert_eq!(code, Some(3), "{stderr:?}");
+    assert_eq!(stderr.len(), 1, "only the error: {stderr:?}");
+    assert!(
+        stderr[0].starts_with("error: cannot connect to amqp://guest:***@127.0.0.1:1/"),
+        "{stderr:?}"
+    );
+    Ok(())
+}
