@@ -71,6 +71,8 @@ pub(crate) fn respond(
     let properties = protocol::reply_properties(correlation_id.as_deref(), error);
     let publish = Publish::with_properties(body, reply_to, properties);
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    // The reply goes out first: the log line is not on the round trip.
+    replier.reply(delivery, publish)?;
     match &answer {
         Answer::Value { n, digits } => info!(
             "n={n} id={id} -> {} digits {} in {elapsed_ms:.3} ms",
@@ -79,7 +81,7 @@ pub(crate) fn respond(
         ),
         Answer::Refused(error) => warn!("refused request id={id}: {error} ({elapsed_ms:.3} ms)"),
     }
-    replier.reply(delivery, publish)
+    Ok(())
 }
 
 #[cfg(test)]
