@@ -21,6 +21,14 @@ use std::time::{Duration, Instant};
 /// connection (the request, unacked, is then redelivered).
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a reply's confirm may wait unread while a free prefetch slot
+/// lets the next request in. Confirms are read, and their requests acked,
+/// when the next request has been answered, when every slot is taken, or
+/// after this delay, whichever comes first: at prefetch 2 a sequential
+/// client's next request arrives well within it, and the confirm costs no
+/// wake-up of its own.
+pub const ACK_DELAY: Duration = Duration::from_millis(2);
+
 /// What the replier needs from a channel.
 pub trait ReplyChannel {
     /// A request as delivered, to be acked or nacked once.
@@ -117,6 +125,27 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
         match &self.confirms {
             Some(confirms) => confirms.receiver.clone(),
             None => crossbeam_channel::never(),
+        }
+    }
+
+    /// Replies published and not yet settled (confirmed and acked).
+    pub fn unsettled(&self) -> usize {
+        self.confirms.as_ref().map_or(0, |c| c.parked.len())
+    }
+
+    /// When the oldest unsettled reply was published, if there is one.
+    pub fn oldest_unsettled(&self) -> Option<Instant> {
+        let confirms = self.confirms.as_ref()?;
+        confirms.parked.front().map(|(_, published)| *published)
+    }
+
+    /// Acks the requests whose confirms have already arrived, without
+    /// waiting for any.
+    pub fn settle_arrived(&mut self) -> Result<()> {
+        let next = self.confirms.as_ref().and_then(|c| c.receiver.try_recv().ok());
+        match next {
+            Some(confirm) => self.on_confirm(confirm),
+            None => Ok(()),
         }
     }
 
@@ -381,6 +410,30 @@ mod tests {
         assert!(common::failure::is_transient(&error), "{error:#}");
         // The request stays unacked: the broker redelivers it.
         assert_eq!(channel.calls.borrow().as_slice(), publishes(1));
+        Ok(())
+    }
+
+    #[test]
+    fn settle_arrived_acks_what_came_and_waits_for_nothing() -> Result<()> {
+        let channel = Recorder::default();
+        let (mut replier, sender) = with_confirms(&channel);
+        replier.settle_arrived()?;
+        for tag in 1..=3 {
+            replier.reply(tag, reply(&format!("r{tag}")))?;
+        }
+        assert_eq!(replier.unsettled(), 3);
+        sender.send(ack(1, false))?;
+        sender.send(ack(2, false))?;
+        replier.settle_arrived()?;
+        assert_eq!(
+            channel.calls.borrow().last(),
+            Some(&Call::Ack {
+                tag: 2,
+                multiple: true
+            })
+        );
+        assert_eq!(replier.unsettled(), 1, "the third awaits its confirm");
+        assert!(replier.oldest_unsettled().is_some());
         Ok(())
     }
 

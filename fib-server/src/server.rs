@@ -10,6 +10,7 @@ use common::topology::{self, QueueType, Topology};
 use common::ConnectionSettings;
 use crossbeam_channel::{select, Receiver};
 use log::{debug, info};
+use std::time::Instant;
 
 /// Everything the server needs to know, parsed and checked.
 #[derive(Debug, Clone)]
@@ -143,23 +144,39 @@ fn consume(
     session.ready();
     on_ready();
     let confirms = replier.confirms();
+    let prefetch = usize::from(settings.prefetch);
     loop {
         let overdue = match replier.confirm_deadline() {
             Some(deadline) => crossbeam_channel::at(deadline),
             None => crossbeam_channel::never(),
         };
+        // Confirms are waited for only when every prefetch slot is taken or
+        // the oldest has waited ACK_DELAY; otherwise the next request comes
+        // first and its answer settles what was confirmed meanwhile.
+        let oldest = replier.oldest_unsettled();
+        let slots_full = replier.unsettled() >= prefetch;
+        let ack_due = oldest.map(|at| at + replier::ACK_DELAY);
+        let (wanted, ack_timer) = match ack_due {
+            Some(due) if !slots_full && Instant::now() < due => {
+                (crossbeam_channel::never(), crossbeam_channel::at(due))
+            }
+            Some(_) => (confirms.clone(), crossbeam_channel::never()),
+            None => (crossbeam_channel::never(), crossbeam_channel::never()),
+        };
         select! {
             recv(consumer.receiver()) -> message => match message {
                 Ok(ConsumerMessage::Delivery(delivery)) => {
                     handler::respond(&mut replier, delivery, settings)?;
+                    replier.settle_arrived()?;
                 }
                 Ok(ended) => return Err(common::consumer::ended(&ended)),
                 Err(_) => return Err(common::consumer::io_thread_gone()),
             },
-            recv(confirms) -> confirm => match confirm {
+            recv(wanted) -> confirm => match confirm {
                 Ok(confirm) => replier.on_confirm(confirm)?,
                 Err(_) => return Err(common::consumer::io_thread_gone()),
             },
+            recv(ack_timer) -> _ => {}
             recv(overdue) -> _ => return Err(replier.overdue()),
             recv(shutdown) -> _ => {
                 debug!("shutting down: cancelling the consumer, settling confirms");
