@@ -14,6 +14,12 @@
 #   cluster:     fib-rpc on the default broker (classic queue) beside fib-rpc
 #                on a local three-node cluster (scripts/cluster.sh, quorum
 #                queue), sequential and 64 in flight against prefetch 50
+#   cache:       sequential n = 100000 .. 100000+BENCH_WARMUP-1, asked again
+#                after the warm-up asked them: server cache warm beside cache
+#                off
+#
+# Every fib-server runs with --cache-mb 0 (cache off) except in the cache
+# section, so no other row depends on what an earlier run left cached.
 #
 # Each figure is the median over BENCH_REPS runs, column by column. Client CPU
 # is the client process's user+sys time (bash `times`, ms resolution) divided
@@ -26,7 +32,7 @@
 #      BENCH_PIPELINE_COUNT (20000), BENCH_WARMUP (requests per client before
 #      the timed runs of a configuration, 200; 0 for none),
 #      BENCH_MEMORY_COUNT (requests of the server memory run, 100000),
-#      BENCH_SECTIONS (which to run, default "seq pipe memory fib cluster"),
+#      BENCH_SECTIONS (which to run, default "seq pipe memory fib cluster cache"),
 #      AMQP_URL.
 # Exchanges and queues are named bench.<random>.*; all are deleted on exit.
 set -euo pipefail
@@ -39,7 +45,7 @@ REPS="${BENCH_REPS:-5}"
 SEQ_COUNT="${BENCH_SEQ_COUNT:-2000}"
 PIPE_COUNT="${BENCH_PIPELINE_COUNT:-20000}"
 WARMUP="${BENCH_WARMUP:-200}"
-SECTIONS=" ${BENCH_SECTIONS:-seq pipe memory fib cluster} "
+SECTIONS=" ${BENCH_SECTIONS:-seq pipe memory fib cluster cache} "
 section() { [[ "$SECTIONS" == *" $1 "* ]]; }
 
 log() { echo "bench: $*" >&2; }
@@ -183,10 +189,11 @@ start_server() {
     if [ "$prefetch" = default ]; then fib_prefetch=(); fi
     : >"$errlog"
     case "$kind" in
-    fib | fibdirect) "$SERVER_BIN" --quiet --exchange "$exchange" --queue "$queue" "${fib_prefetch[@]}" 2>"$errlog" & ;;
-    fibq) "$SERVER_BIN" --quiet --url "$CLUSTER_URLS" --queue-type quorum --exchange "$exchange" --queue "$queue" "${fib_prefetch[@]}" 2>"$errlog" & ;;
-    fiblog) "$SERVER_BIN" --exchange "$exchange" --queue "$queue" "${fib_prefetch[@]}" 2>"$errlog" & ;;
-    fibnc) "$SERVER_BIN" --quiet --no-confirm --exchange "$exchange" --queue "$queue" "${fib_prefetch[@]}" 2>"$errlog" & ;;
+    fib | fibdirect | fiblarge) "$SERVER_BIN" --quiet --cache-mb 0 --exchange "$exchange" --queue "$queue" "${fib_prefetch[@]}" 2>"$errlog" & ;;
+    fibq) "$SERVER_BIN" --quiet --cache-mb 0 --url "$CLUSTER_URLS" --queue-type quorum --exchange "$exchange" --queue "$queue" "${fib_prefetch[@]}" 2>"$errlog" & ;;
+    fiblog) "$SERVER_BIN" --cache-mb 0 --exchange "$exchange" --queue "$queue" "${fib_prefetch[@]}" 2>"$errlog" & ;;
+    fibnc) "$SERVER_BIN" --quiet --cache-mb 0 --no-confirm --exchange "$exchange" --queue "$queue" "${fib_prefetch[@]}" 2>"$errlog" & ;;
+    fibcache) "$SERVER_BIN" --quiet --exchange "$exchange" --queue "$queue" "${fib_prefetch[@]}" 2>"$errlog" & ;;
     *)
         floor_flags "$kind"
         if [ "$prefetch" != default ]; then FLOOR_PREFETCH="$prefetch"; fi
@@ -220,9 +227,10 @@ start_server() {
 client_command() {
     local kind="$1" exchange="$2" count="$3" inflight="$4"
     case "$kind" in
-    fib | fibnc | fibdirect | fibq | fiblog)
+    fib | fibnc | fibdirect | fibq | fiblog | fiblarge | fibcache)
         CMD=("$CLIENT_BIN" --quiet --json --count "$count" --exchange "$exchange")
         if [ "$kind" = fibq ]; then CMD+=(--url "$CLUSTER_URLS"); fi
+        if [ "$kind" = fiblarge ] || [ "$kind" = fibcache ]; then CMD+=(--start "$CACHE_START"); fi
         if [ "$inflight" -gt 1 ]; then CMD+=(--inflight "$inflight"); fi
         if [ "$kind" = fibdirect ]; then CMD+=(--reply-to direct); fi
         ;;
@@ -445,6 +453,17 @@ if section cluster; then
     CLUSTER_STARTED=0
 fi
 
+# A repeated large n: the warm-up asks n = CACHE_START .. +WARMUP-1, then each
+# timed run asks the same n again, so the cache is warm for every timed run.
+CACHE_START=100000
+if section cache; then
+    if [ "$WARMUP" -gt 0 ]; then
+        bench_config cache "fibcache fiblarge" 1 1 1 "$WARMUP"
+    else
+        log "cache: skipped, it needs BENCH_WARMUP > 0 to warm the cache"
+    fi
+fi
+
 # Server memory through a long pipelined run: the peak resident set (VmHWM).
 MEM_COUNT="${BENCH_MEMORY_COUNT:-100000}"
 if section memory; then
@@ -530,11 +549,13 @@ alternating run by run, after a warm-up of $WARMUP requests each. Client CPU
 is the client process's user+sys time divided by the request count,
 connection set-up included; server and broker CPU are their processes'
 user+sys time over the client's run (10 ms ticks), divided likewise.
+fib-server runs with \`--cache-mb 0\` (reply cache off) in every section but
+the cache section, so no row depends on what an earlier run left cached.
 
 EOF
 if section seq; then
     cat <<EOF
-## Sequential: $SEQ_COUNT requests, one at a time, one server
+## Sequential: $SEQ_COUNT requests, one at a time, one server, cache off
 
 From a bare echo (\`fib-client/examples/floor.rs\` with no options: persistent
 requests as the pika client sends them, transient replies, no mandatory flag,
@@ -564,7 +585,7 @@ EOF
 fi
 if section pipe; then
     cat <<EOF
-## Pipelined: $PIPE_COUNT requests, K in flight
+## Pipelined: $PIPE_COUNT requests, K in flight, cache off
 
 fib-client \`--inflight K\`, fib-server \`--prefetch P\`; the floor likewise.
 fib-rpc replies are F(n) for n up to $((PIPE_COUNT - 1)), up to $(awk -v n="$PIPE_COUNT" 'BEGIN { printf "%d", (n - 1) * 0.20898764 + 1 }') digits;
@@ -593,7 +614,7 @@ done
 fi
 if section cluster; then
     cat <<EOF
-## Cluster: one node with a classic queue beside three nodes with a quorum queue
+## Cluster: one node with a classic queue beside three nodes with a quorum queue, cache off
 
 fib-rpc as shipped on the default broker (classic \`task_queue\`-like
 queue), and on a local three-node cluster (\`scripts/cluster.sh\`) with
@@ -617,9 +638,26 @@ if section memory; then
     cat <<EOF
 ## Server memory
 
-fib-server (one, \`--prefetch 50\`) through $MEM_COUNT requests from
+fib-server (one, \`--prefetch 50\`, cache off) through $MEM_COUNT requests from
 \`fib-client --inflight 64\`: resident $(mib "$mem_start_kib") MiB when ready,
 peak $(mib "$mem_peak_kib") MiB (VmHWM), $(mib "$mem_end_kib") MiB at the end.
+
+EOF
+fi
+if section cache && [ "$WARMUP" -gt 0 ]; then
+    cat <<EOF
+## Cache: a repeated large n, warm against off
+
+fib-client asks n = $CACHE_START .. $((CACHE_START + WARMUP - 1)) (about 20,900
+digits each) one at a time; the warm-up asked the same n, so with the cache
+(default \`--cache-mb\`) every timed request is a lookup, and without it
+(\`--cache-mb 0\`) a computation.
+
+| | mean µs | p50 µs | p99 µs | req/s | client CPU µs/req | server CPU µs/req | broker CPU µs/req |
+|---|---:|---:|---:|---:|---:|---:|---:|
+$(seq_row "cache warm" cache fibcache)
+$(seq_row "cache off" cache fiblarge)
+| warm / off | $(ratio_row cache fibcache fiblarge) |
 
 EOF
 fi

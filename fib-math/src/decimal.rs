@@ -5,11 +5,15 @@
 //! digits that are converted by repeated division by 10^19 (with a
 //! multiplication by a precomputed reciprocal instead of a hardware
 //! division). The powers 10^e are computed once per call by squaring; the
-//! divisions are num-bigint's (Burnikel–Ziegler above 64 limbs). On one core
-//! this is only slightly faster than num-bigint 0.4's own `to_string`, which
-//! splits the same way; the gain is that the halves of a big split can be
-//! converted on two cores (see `join`), and that `fibonacci_decimal` computes
-//! the powers while the Fibonacci number itself is being computed.
+//! divisions are num-bigint's (Burnikel–Ziegler above 64 limbs).
+//!
+//! Why not num-bigint's own `to_string`, which since 0.4.7 splits the same
+//! way: scripts/decimal-vs-library.sh (table in BENCHMARKS.md) finds it
+//! within 10% of this on one thread only from 10^5 digits on; below, its
+//! leaves are slower (1.2 to 1.45 times our instructions at 10^3 and 10^4
+//! digits). Above, the halves of a big split can be converted on two cores
+//! (see `join`), and `fibonacci_decimal` computes the powers while the
+//! Fibonacci number itself is being computed, which `to_string` cannot.
 //!
 //! `to_decimal_threads` takes the number of threads it may use; 1 keeps all
 //! work on the calling thread. Threads change the order of work, never the

@@ -9,6 +9,13 @@ use common::failure::Failure;
 use common::protocol::{check_name, DEFAULT_BINDING_KEY, DEFAULT_MAX_N, DEFAULT_QUEUE, MAX_N};
 use common::topology::{QueueType, Topology, DEFAULT_DELIVERY_LIMIT};
 
+/// `--cache-mb` by default: see the README (fib-server) for why.
+pub const DEFAULT_CACHE_MB: u64 = 64;
+
+/// `--cache-mb` at most: 1 TiB, far beyond any machine this runs on, and
+/// small enough that the byte count cannot overflow.
+pub const MAX_CACHE_MB: u64 = 1 << 20;
+
 fn after_help() -> String {
     format!("{}\n{LOG_NOTE}", exit::help_section(Program::Server))
 }
@@ -51,6 +58,12 @@ pub struct Cli {
     #[arg(long, env = "FIB_MAX_N", value_name = "N", default_value_t = DEFAULT_MAX_N,
           value_parser = clap::value_parser!(u64).range(0..=MAX_N))]
     pub max_n: u64,
+    /// Megabytes (2^20 bytes) of replies to keep, least recently used
+    /// evicted first, so that a repeated n costs a lookup; 0 turns the cache
+    /// off.
+    #[arg(long, env = "FIB_CACHE_MB", value_name = "MB", default_value_t = DEFAULT_CACHE_MB,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_CACHE_MB))]
+    pub cache_mb: u64,
     /// Ack requests without waiting for the broker to confirm each reply:
     /// faster, but a reply can be lost if the broker fails in between.
     #[arg(long)]
@@ -88,6 +101,12 @@ impl Cli {
             max_n: self.max_n,
             confirm_replies: !self.no_confirm,
             workers: usize::from(self.workers),
+            cache_bytes: usize::try_from(self.cache_mb << 20).map_err(|_| {
+                Failure::Usage(format!(
+                    "--cache-mb {} is more than this machine can address",
+                    self.cache_mb
+                ))
+            })?,
         })
     }
 }
@@ -137,6 +156,24 @@ mod tests {
         let error = parse("10000001").expect_err("above the bound");
         assert_eq!(error.exit_code(), exit::USAGE);
         assert!(error.to_string().contains("10000000"), "{error}");
+    }
+
+    #[test]
+    fn cache_mb_is_bytes_and_zero_turns_it_off() -> Result<()> {
+        let settings = |args: &[&str]| -> Result<Settings> {
+            let cli =
+                Cli::try_parse_from(std::iter::once("fib-server").chain(args.iter().copied()))?;
+            cli.settings()
+        };
+        assert_eq!(settings(&[])?.cache_bytes, 64 << 20);
+        assert_eq!(settings(&["--cache-mb", "0"])?.cache_bytes, 0);
+        assert_eq!(settings(&["--cache-mb", "3"])?.cache_bytes, 3 << 20);
+        for bad in ["-1", "x", "1048577", "1.5"] {
+            let error = Cli::try_parse_from(["fib-server", "--cache-mb", bad])
+                .expect_err("not a cache size");
+            assert_eq!(error.exit_code(), exit::USAGE, "{bad}");
+        }
+        Ok(())
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One request in, one reply out: parse, compute, hand to the replier.
 
+use crate::cache::SharedCache;
 use crate::replier::Replier;
 use crate::Settings;
 use amiquip::{Channel, Delivery, Publish};
@@ -7,25 +8,46 @@ use anyhow::Result;
 use common::protocol::{self, abbreviate, printable, RequestError};
 use common::topology::QueueType;
 use log::{debug, info, warn};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What the server has to say to a request body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// F(n) in decimal.
+    /// F(n) in decimal; `cached` if it came from the reply cache.
     Value {
         n: u64,
-        digits: String,
+        digits: Arc<str>,
+        cached: bool,
     },
     Refused(RequestError),
 }
 
-/// The reply to a request body, computed without any I/O.
+/// The reply to a request body, computed without any I/O and without a
+/// cache.
 pub fn answer(body: &[u8], max_n: u64) -> Answer {
+    answer_with(body, max_n, &SharedCache::new(0))
+}
+
+/// The reply to a request body: from `cache` if it holds F(n), else computed
+/// and offered to `cache`.
+pub fn answer_with(body: &[u8], max_n: u64, cache: &SharedCache) -> Answer {
     match protocol::parse_request(body, max_n) {
-        Ok(n) => Answer::Value {
-            n,
-            digits: fib_math::fibonacci_decimal(n),
+        Ok(n) => match cache.get(n) {
+            Some(digits) => Answer::Value {
+                n,
+                digits,
+                cached: true,
+            },
+            None => {
+                let digits: Arc<str> = fib_math::fibonacci_decimal(n).into();
+                cache.insert(n, Arc::clone(&digits));
+                Answer::Value {
+                    n,
+                    digits,
+                    cached: false,
+                }
+            }
         },
         Err(error) => Answer::Refused(error),
     }
@@ -39,6 +61,7 @@ pub(crate) fn respond(
     replier: &mut Replier<'_, Channel>,
     delivery: Delivery,
     settings: &Settings,
+    cache: &SharedCache,
 ) -> Result<()> {
     let started = Instant::now();
     let correlation_id = delivery.properties.correlation_id().clone();
@@ -63,7 +86,7 @@ pub(crate) fn respond(
         );
         return replier.drop_request(delivery);
     };
-    let answer = answer(&delivery.body, settings.max_n);
+    let answer = answer_with(&delivery.body, settings.max_n, cache);
     let (body, error) = match &answer {
         Answer::Value { digits, .. } => (digits.as_bytes(), None),
         Answer::Refused(error) => (error.message.as_bytes(), Some(error.code)),
@@ -74,10 +97,11 @@ pub(crate) fn respond(
     // The reply goes out first: the log line is not on the round trip.
     replier.reply(delivery, publish)?;
     match &answer {
-        Answer::Value { n, digits } => info!(
-            "n={n} id={id} -> {} digits {} in {elapsed_ms:.3} ms",
+        Answer::Value { n, digits, cached } => info!(
+            "n={n} id={id} -> {} digits {} in {elapsed_ms:.3} ms{}",
             digits.len(),
-            abbreviate(digits, 20)
+            abbreviate(digits, 20),
+            if *cached { " (cached)" } else { "" }
         ),
         Answer::Refused(error) => warn!("refused request id={id}: {error} ({elapsed_ms:.3} ms)"),
     }
@@ -95,12 +119,55 @@ mod tests {
             answer(b"10", 100),
             Answer::Value {
                 n: 10,
-                digits: "55".into()
+                digits: "55".into(),
+                cached: false,
             }
         );
         match answer(b"101", 100) {
             Answer::Refused(error) => assert_eq!(error.code, ErrorCode::TooLarge),
             other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_repeated_n_comes_from_the_cache_and_refusals_are_not_cached() {
+        let cache = SharedCache::new(1 << 20);
+        let first = answer_with(b"1000", 2000, &cache);
+        let again = answer_with(b" 1000\n", 2000, &cache);
+        match (&first, &again) {
+            (
+                Answer::Value {
+                    digits: computed,
+                    cached: false,
+                    ..
+                },
+                Answer::Value {
+                    n: 1000,
+                    digits: from_cache,
+                    cached: true,
+                },
+            ) => {
+                assert_eq!(computed, from_cache);
+                assert_eq!(&**from_cache, fib_math::fibonacci(1000).to_string());
+            }
+            other => panic!("expected a computed then a cached F(1000), got {other:?}"),
+        }
+        // A refusal for n above max n, then the same n allowed: computed.
+        assert!(matches!(
+            answer_with(b"3000", 2000, &cache),
+            Answer::Refused(_)
+        ));
+        assert!(matches!(
+            answer_with(b"3000", 4000, &cache),
+            Answer::Value { cached: false, .. }
+        ));
+        // Without a cache nothing is ever cached.
+        let off = SharedCache::new(0);
+        for _ in 0..2 {
+            assert!(matches!(
+                answer_with(b"1000", 2000, &off),
+                Answer::Value { cached: false, .. }
+            ));
         }
     }
 }

@@ -3,6 +3,7 @@
 //! `main.rs` parses flags into [`Settings`] and calls [`run`]; tests call
 //! [`run`] in-process with their own shutdown channel.
 
+pub mod cache;
 pub mod cli;
 mod handler;
 mod replier;

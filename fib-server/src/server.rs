@@ -1,6 +1,7 @@
 //! The consume loop: declare, consume with manual acks, answer until told to
 //! stop. Reconnecting after a lost connection is `common::lifecycle`'s job.
 
+use crate::cache::SharedCache;
 use crate::handler;
 use crate::replier::{self, Replier};
 use amiquip::{ConsumerMessage, ConsumerOptions};
@@ -23,20 +24,25 @@ pub struct Settings {
     pub confirm_replies: bool,
     /// Consumers, each on its own thread and connection.
     pub workers: usize,
+    /// The bytes of replies the cache may keep (all workers together); 0
+    /// turns it off.
+    pub cache_bytes: usize,
 }
 
 /// Serves requests until a message arrives on `shutdown` or its sender is
 /// dropped. `on_ready` is called each time a consumer is declared, bound and
 /// consuming. With `workers` > 1, each worker consumes on its own connection
 /// and thread; if one fails for good, the others are stopped and its error
-/// returned.
+/// returned. The workers share one reply cache, which lives as long as this
+/// call: across reconnections, not across restarts.
 pub fn run(
     settings: &Settings,
     shutdown: &Receiver<()>,
     on_ready: &(dyn Fn() + Sync),
 ) -> Result<()> {
+    let cache = &SharedCache::new(settings.cache_bytes);
     if settings.workers <= 1 {
-        return serve(settings, shutdown, on_ready);
+        return serve(settings, cache, shutdown, on_ready);
     }
     // Dropping `stop_all` wakes every worker at once.
     let (stop_all, stop) = crossbeam_channel::bounded::<()>(0);
@@ -53,7 +59,7 @@ pub fn run(
             .map(|_| {
                 let (stop, failed_tx) = (stop.clone(), failed_tx.clone());
                 scope.spawn(move || {
-                    let result = serve(settings, &stop, on_ready);
+                    let result = serve(settings, cache, &stop, on_ready);
                     if result.is_err() {
                         let _ = failed_tx.send(());
                     }
@@ -80,10 +86,15 @@ pub fn run(
 /// A first connection that fails is an error (exit 3): the settings are
 /// probably wrong. Once the server has served, a lost connection is retried
 /// with capped backoff until it comes back or the server is stopped.
-fn serve(settings: &Settings, shutdown: &Receiver<()>, on_ready: &dyn Fn()) -> Result<()> {
+fn serve(
+    settings: &Settings,
+    cache: &SharedCache,
+    shutdown: &Receiver<()>,
+    on_ready: &dyn Fn(),
+) -> Result<()> {
     let policy = Policy::UntilStopped(shutdown);
     let ended = lifecycle::run_sessions(&settings.connection, policy, &mut |session| {
-        consume(settings, session, shutdown, on_ready)
+        consume(settings, cache, session, shutdown, on_ready)
     })?;
     match ended {
         Ended::Done(()) => info!(target: "startup", "fib-server stopped"),
@@ -97,6 +108,7 @@ fn serve(settings: &Settings, shutdown: &Receiver<()>, on_ready: &dyn Fn()) -> R
 /// reconnect or give up).
 fn consume(
     settings: &Settings,
+    cache: &SharedCache,
     session: &Session<'_>,
     shutdown: &Receiver<()>,
     on_ready: &dyn Fn(),
@@ -132,7 +144,7 @@ fn consume(
     let consumer = queue.consume(ConsumerOptions::default())?;
     info!(
         target: "startup",
-        "fib-server ready: consuming {:?} ({queue_kind}) bound to {:?} with {:?} at {} (prefetch {}, max n {}, reply confirms {})",
+        "fib-server ready: consuming {:?} ({queue_kind}) bound to {:?} with {:?} at {} (prefetch {}, max n {}, reply confirms {}, cache {})",
         settings.topology.queue,
         settings.topology.exchange,
         settings.topology.binding_key,
@@ -140,6 +152,11 @@ fn consume(
         settings.prefetch,
         settings.max_n,
         if settings.confirm_replies { "on" } else { "off" },
+        match settings.cache_bytes {
+            0 => "off".to_string(),
+            bytes if bytes % (1 << 20) == 0 => format!("{} MB", bytes >> 20),
+            bytes => format!("{bytes} bytes"),
+        },
     );
     session.ready();
     on_ready();
@@ -166,7 +183,7 @@ fn consume(
         select! {
             recv(consumer.receiver()) -> message => match message {
                 Ok(ConsumerMessage::Delivery(delivery)) => {
-                    handler::respond(&mut replier, delivery, settings)?;
+                    handler::respond(&mut replier, delivery, settings, cache)?;
                     replier.settle_arrived()?;
                 }
                 Ok(ended) => return Err(common::consumer::ended(&ended)),

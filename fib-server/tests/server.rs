@@ -324,3 +324,44 @@ fn a_consumer_cancelled_by_the_broker_declares_and_consumes_again() -> Result<()
     assert_eq!(server.wait(WAIT)?.code(), Some(0), "{:?}", server.stderr());
     Ok(())
 }
+
+#[test]
+fn a_repeated_large_n_is_answered_from_the_cache_unless_it_is_off() -> Result<()> {
+    const N: u64 = 300_000;
+    let expected = fib_math::fibonacci(N).to_string();
+    let cases: [(&[&str], &str, bool); 2] = [
+        (&[], "cache 64 MB", true),
+        (&["--cache-mb", "0"], "cache off", false),
+    ];
+    for (cache_args, ready_says, repeats_cached) in cases {
+        let scratch = Scratch::new("cache");
+        let mut server = Spawned::start(server_command(&scratch).args(cache_args))?;
+        let ready = server.wait_for_line("ready", WAIT)?;
+        assert!(ready.contains(ready_says), "{ready}");
+        let peer = Peer::connect()?;
+        let inbox = peer.reply_queue()?;
+        for (i, cached) in [(0, false), (1, repeats_cached), (2, repeats_cached)] {
+            let id = format!("big-{i}");
+            peer.publish(
+                &scratch.topology.exchange,
+                "k",
+                N.to_string().as_bytes(),
+                request_properties(&id, &inbox.name),
+            )?;
+            assert_eq!(
+                inbox.next(WAIT)?,
+                (Some(id.clone()), Reply::Value(expected.clone())),
+                "{cache_args:?}, request {i}"
+            );
+            let line = server.wait_for_line(&format!("n={N} id={id} "), WAIT)?;
+            assert_eq!(
+                line.contains("(cached)"),
+                cached,
+                "{cache_args:?}, request {i}: {line}"
+            );
+        }
+        server.signal("TERM")?;
+        assert_eq!(server.wait(WAIT)?.code(), Some(0), "{:?}", server.stderr());
+    }
+    Ok(())
+}

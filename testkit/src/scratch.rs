@@ -30,6 +30,7 @@ impl Scratch {
             max_n: common::protocol::DEFAULT_MAX_N,
             confirm_replies: true,
             workers: 1,
+            cache_bytes: (fib_server::cli::DEFAULT_CACHE_MB << 20) as usize,
         }
     }
 
