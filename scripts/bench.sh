@@ -611,6 +611,7 @@ for config in "${PIPE_CONFIGS[@]}"; do
             "n/a (fib-client has no --inflight yet)" "$(round "$floor_rps")" "n/a" "n/a" "$floor_cpu"
     fi
 done
+echo
 fi
 if section cluster; then
     cat <<EOF

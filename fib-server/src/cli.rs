@@ -44,8 +44,10 @@ pub struct Cli {
     /// Binding key from the exchange to the queue.
     #[arg(long, value_name = "KEY", default_value = DEFAULT_BINDING_KEY)]
     pub binding_key: String,
-    /// Unacknowledged requests the broker may send ahead (basic.qos).
-    #[arg(long, default_value_t = 1, value_name = "P",
+    /// Unacknowledged requests the broker may send ahead (basic.qos). At 2
+    /// the next request comes in while the last reply's confirm is pending;
+    /// 1 gives strictly fair dispatch over several servers.
+    #[arg(long, default_value_t = 2, value_name = "P",
           value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,
     /// Consumers, each on its own thread and connection: for large n, where

@@ -142,7 +142,10 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
     /// Acks the requests whose confirms have already arrived, without
     /// waiting for any.
     pub fn settle_arrived(&mut self) -> Result<()> {
-        let next = self.confirms.as_ref().and_then(|c| c.receiver.try_recv().ok());
+        let next = self
+            .confirms
+            .as_ref()
+            .and_then(|c| c.receiver.try_recv().ok());
         match next {
             Some(confirm) => self.on_confirm(confirm),
             None => Ok(()),

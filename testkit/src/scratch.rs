@@ -26,7 +26,8 @@ impl Scratch {
         fib_server::Settings {
             connection: crate::connection_settings(),
             topology: self.topology.clone(),
-            prefetch: 1,
+            // fib-server's default.
+            prefetch: 2,
             max_n: common::protocol::DEFAULT_MAX_N,
             confirm_replies: true,
             workers: 1,
