@@ -1173,4 +1173,44 @@ mod tests {
             matches!(judge(&refused, "55"), Verdict::Refused { code, .. } if code == "too-large")
         );
     }
+
+    proptest::proptest! {
+        /// Whatever bytes a server sends (decoded lossily, as the client
+        /// does), judging never panics, a value is correct exactly when it
+        /// is the expected digits, and the verdict's text is one printable
+        /// line.
+        #[test]
+        fn judging_any_reply_never_panics_and_is_exact(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            error_header in proptest::option::of(".{0,40}"),
+            n in 0u64..300,
+        ) {
+            let expected = fib_math::fibonacci(n).to_string();
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let reply = match error_header {
+                Some(code) => Reply::Error { code, message: text.clone() },
+                None => Reply::Value(text.clone()),
+            };
+            let verdict = judge(&reply, &expected);
+            match &reply {
+                Reply::Value(digits) => proptest::prop_assert_eq!(
+                    verdict == Verdict::Correct,
+                    *digits == expected
+                ),
+                Reply::Error { .. } => {
+                    let refused = matches!(verdict, Verdict::Refused { .. });
+                    proptest::prop_assert!(refused);
+                }
+            }
+            let line = verdict.to_string();
+            proptest::prop_assert!(!line.chars().any(char::is_control), "{:?}", line);
+        }
+
+        /// The expected digits themselves, sent back, are always correct.
+        #[test]
+        fn the_right_digits_are_correct(n in 0u64..2000) {
+            let expected = fib_math::fibonacci(n).to_string();
+            proptest::prop_assert_eq!(judge(&Reply::Value(expected.clone()), &expected), Verdict::Correct);
+        }
+    }
 }
