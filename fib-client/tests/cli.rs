@@ -3,8 +3,8 @@
 //! that must reach stderr whatever RUST_LOG says.
 
 use anyhow::Result;
-use std::path::Path;
-use testkit::{edges, readme};
+use common::exit::Program;
+use testkit::edges;
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_fib-client");
 
@@ -14,18 +14,13 @@ fn client(args: &[&str], envs: &[(&str, &str)]) -> Result<(Option<i32>, Vec<Stri
 
 #[test]
 fn the_readme_says_what_help_shows() -> Result<()> {
-    let help = readme::help_of(Path::new(CLIENT))?;
-    let problems = readme::mismatches(&readme::readme()?, "fib-client", &help)?;
-    assert!(problems.is_empty(), "{problems:#?}\n--help:\n{help}");
-    assert!(help.contains(&common::exit::help_section(common::exit::Program::Client)));
-    assert!(!help.contains("guest:guest"), "{help}");
-    Ok(())
+    edges::assert_readme_says_what_help_shows(CLIENT, Program::Client)
 }
 
 #[test]
 fn own_errors_and_clap_errors_share_the_prefix_and_exit_2() -> Result<()> {
     let long_key = "k".repeat(256);
-    for args in [
+    let cases: &[&[&str]] = &[
         &["--count", "x"][..],
         &["-q", "-v"],
         &["--timeout", "0"],
@@ -33,14 +28,8 @@ fn own_errors_and_clap_errors_share_the_prefix_and_exit_2() -> Result<()> {
         &["--url", "http://alice:s3cret@h/"],
         &["--n", "10000001"],
         &["--routing-key", &long_key],
-    ] {
-        let (code, stderr) = client(args, &[])?;
-        assert_eq!(code, Some(2), "{args:?}: {stderr:?}");
-        let first = stderr.first().map(String::as_str).unwrap_or_default();
-        assert!(first.starts_with("error: "), "{args:?}: {stderr:?}");
-        assert!(!stderr.join("\n").contains("s3cret"), "{stderr:?}");
-    }
-    Ok(())
+    ];
+    edges::assert_usage_errors(CLIENT, cases)
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //! that must reach stderr whatever RUST_LOG says.
 
 use anyhow::Result;
-use std::path::Path;
-use testkit::{edges, readme};
+use common::exit::Program;
+use testkit::edges;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_fib-server");
 
@@ -14,29 +14,18 @@ fn server(args: &[&str], envs: &[(&str, &str)]) -> Result<(Option<i32>, Vec<Stri
 
 #[test]
 fn the_readme_says_what_help_shows() -> Result<()> {
-    let help = readme::help_of(Path::new(SERVER))?;
-    let problems = readme::mismatches(&readme::readme()?, "fib-server", &help)?;
-    assert!(problems.is_empty(), "{problems:#?}\n--help:\n{help}");
-    assert!(help.contains(&common::exit::help_section(common::exit::Program::Server)));
-    assert!(!help.contains("guest:guest"), "{help}");
-    Ok(())
+    edges::assert_readme_says_what_help_shows(SERVER, Program::Server)
 }
 
 #[test]
 fn own_errors_and_clap_errors_share_the_prefix_and_exit_2() -> Result<()> {
-    for args in [
+    let cases: &[&[&str]] = &[
         &["--prefetch", "x"][..],
         &["--url", "http://alice:s3cret@h/"],
         &["--max-n", "10000001"],
         &["--queue", &"q".repeat(256)],
-    ] {
-        let (code, stderr) = server(args, &[])?;
-        assert_eq!(code, Some(2), "{args:?}: {stderr:?}");
-        let first = stderr.first().map(String::as_str).unwrap_or_default();
-        assert!(first.starts_with("error: "), "{args:?}: {stderr:?}");
-        assert!(!stderr.join("\n").contains("s3cret"), "{stderr:?}");
-    }
-    Ok(())
+    ];
+    edges::assert_usage_errors(SERVER, cases)
 }
 
 #[test]

@@ -23,6 +23,35 @@ pub fn run_to_end(
     Ok((status.code(), run.stderr()))
 }
 
+/// What the README's usage table for `program` says matches `binary --help`,
+/// which also ends with the program's exit codes and never shows the default
+/// password.
+pub fn assert_readme_says_what_help_shows(
+    binary: &str,
+    program: common::exit::Program,
+) -> Result<()> {
+    let help = crate::readme::help_of(std::path::Path::new(binary))?;
+    let problems = crate::readme::mismatches(&crate::readme::readme()?, program.name(), &help)?;
+    assert!(problems.is_empty(), "{problems:#?}\n--help:\n{help}");
+    assert!(help.contains(&common::exit::help_section(program)));
+    assert!(!help.contains("guest:guest"), "{help}");
+    Ok(())
+}
+
+/// Each of `cases` is a usage error: exit 2, one `error: ` line first on
+/// stderr (clap's errors and the program's own alike), and no password
+/// (cases may carry `s3cret`) anywhere.
+pub fn assert_usage_errors(binary: &str, cases: &[&[&str]]) -> Result<()> {
+    for args in cases {
+        let (code, stderr) = run_to_end(binary, args, &[])?;
+        assert_eq!(code, Some(2), "{args:?}: {stderr:?}");
+        let first = stderr.first().map(String::as_str).unwrap_or_default();
+        assert!(first.starts_with("error: "), "{args:?}: {stderr:?}");
+        assert!(!stderr.join("\n").contains("s3cret"), "{stderr:?}");
+    }
+    Ok(())
+}
+
 /// `--tls-ca` is read and checked at start: a missing file or one that is
 /// not PEM is exit 2 naming it; with an amqp:// URL, exit 2 saying it needs
 /// amqps://; the same through AMQP_TLS_CA.
