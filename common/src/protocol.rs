@@ -199,13 +199,18 @@ impl Reply {
 /// `...` and its last `keep`. It counts and cuts by characters, never bytes:
 /// a reply from the network may be anything, including the replacement
 /// characters of a lossy decoding.
+///
+/// It reads only the characters it keeps (and one past the short limit), not
+/// the whole text: a cached 2-million-digit reply is logged in microseconds.
 pub fn abbreviate(digits: &str, keep: usize) -> String {
-    let chars = digits.chars().count();
-    if chars <= keep.saturating_mul(2).saturating_add(3) {
+    let short = keep.saturating_mul(2).saturating_add(3);
+    if digits.chars().nth(short).is_none() {
         return digits.to_string();
     }
     let head: String = digits.chars().take(keep).collect();
-    let tail: String = digits.chars().skip(chars - keep).collect();
+    let mut tail: Vec<char> = digits.chars().rev().take(keep).collect();
+    tail.reverse();
+    let tail: String = tail.into_iter().collect();
     format!("{head}...{tail}")
 }
 
