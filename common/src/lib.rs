@@ -12,6 +12,7 @@ pub mod failure;
 pub mod lifecycle;
 pub mod logging;
 pub mod protocol;
+pub mod signals;
 pub mod topology;
 
 pub use connection::{open_connection, AmqpUrl, ConnectionSettings, TlsCa};

@@ -315,21 +315,10 @@ fn wait_for_confirm(
     }
 }
 
-/// The first SIGINT/SIGTERM sends on the returned channel; a second exits 130.
+/// The first SIGINT/SIGTERM closes the returned channel; a second exits 130.
 fn on_signal() -> Result<Receiver<()>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    let (sender, receiver) = crossbeam_channel::bounded(1);
-    std::thread::spawn(move || {
-        let mut signals = signals.forever();
-        if signals.next().is_some() {
-            let _ = sender.send(());
-        }
-        if signals.next().is_some() {
-            std::process::exit(130);
-        }
-    });
-    Ok(receiver)
+    common::signals::stop_channel(&[SIGINT, SIGTERM], |_| {}, 130)
 }
 
 /// RabbitMQ deletes idempotently: a queue or exchange already gone is no error.
