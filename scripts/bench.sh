@@ -38,6 +38,8 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/cpu.sh
+source scripts/lib/cpu.sh
 export LC_ALL=C # decimal points in `times`, printf and sort
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
@@ -247,26 +249,11 @@ client_command() {
 # its as-sent one (the two agree in a closed loop).
 json_number() { grep -o "\"$2\":[-0-9.eE+]*" <<<"$1" | head -n 1 | cut -d: -f2; }
 
-# cpu_ticks PID...: the processes' user+sys time so far, in clock ticks.
-cpu_ticks() {
-    local pid total=0 stat rest
-    for pid in "$@"; do
-        stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || continue
-        # Fields after the command name (which may hold spaces): state is
-        # field 3, utime 14 and stime 15, so 12 and 13 of the rest.
-        rest="${stat##*) }"
-        total=$((total + $(awk '{ print $12 + $13 }' <<<"$rest")))
-    done
-    echo "$total"
-}
-
 # broker_pids KIND: the broker processes a kind's requests go through.
 broker_pids() {
     if [ "$1" = fibq ]; then echo "$CLUSTER_PIDS"; else echo "$BROKER_PIDS"; fi
 }
 
-# per_request_us TICKS COUNT
-per_request_us() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t * 1e6 / hz / n }'; }
 
 # run_client KIND EXCHANGE COUNT INFLIGHT RESULTS: one timed run; appends
 # "mean p50 p99 req/s client-cpu server-cpu broker-cpu" (CPU in µs per

@@ -13,6 +13,8 @@
 # from /proc in 10 ms ticks). Exchanges and queues are deleted on exit.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/cpu.sh
+source scripts/lib/cpu.sh
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 export LC_ALL=C
 
@@ -53,34 +55,25 @@ for spec in "$@"; do
 done
 
 broker_pid="$(timeout 20 rabbitmqctl -q eval 'os:getpid().' 2>/dev/null | tr -dc '0-9' || true)"
-ticks() {
-    local pid total=0 stat
-    for pid in "$@"; do
-        stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || continue
-        total=$((total + $(awk '{ print $12 + $13 }' <<<"${stat##*) }")))
-    done
-    echo "$total"
-}
-per_request() { awk -v t="$1" -v n="$COUNT" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t * 1e6 / hz / n }'; }
 
 for k in "${!LABELS[@]}"; do # warm-up
     target/release/fib-client --quiet --count 200 --exchange "${EXCHANGES[$k]}" >/dev/null
 done
 for ((rep = 1; rep <= REPS; rep++)); do
     for k in "${!LABELS[@]}"; do
-        server0="$(ticks "${PIDS[$k]}")"
+        server0="$(cpu_ticks "${PIDS[$k]}")"
         # shellcheck disable=SC2086 # empty when unknown
-        broker0="$(ticks $broker_pid)"
+        broker0="$(cpu_ticks $broker_pid)"
         out="$( (target/release/fib-client --quiet --json --count "$COUNT" --exchange "${EXCHANGES[$k]}"; times >"$WORK/times") )"
-        server1="$(ticks "${PIDS[$k]}")"
+        server1="$(cpu_ticks "${PIDS[$k]}")"
         # shellcheck disable=SC2086
-        broker1="$(ticks $broker_pid)"
+        broker1="$(cpu_ticks $broker_pid)"
         client_seconds="$(awk 'NR == 2 { split($1, u, "m"); split($2, s, "m"); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$WORK/times")"
         printf '%s %s %s %s %s %s\n' "${LABELS[$k]}" \
             "$(grep -o '"mean":[0-9.]*' <<<"$out" | head -n 1 | cut -d: -f2)" \
             "$(grep -o '"p99":[0-9.]*' <<<"$out" | head -n 1 | cut -d: -f2)" \
             "$(awk -v s="$client_seconds" -v n="$COUNT" 'BEGIN { print s * 1e6 / n }')" \
-            "$(per_request $((server1 - server0)))" "$(per_request $((broker1 - broker0)))" >>"$WORK/results"
+            "$(per_request_us $((server1 - server0)) "$COUNT")" "$(per_request_us $((broker1 - broker0)) "$COUNT")" >>"$WORK/results"
     done
 done
 printf '%-12s %8s %8s %10s %10s %10s\n' "" "mean µs" "p99 µs" "client µs" "server µs" "broker µs"
