@@ -1,6 +1,6 @@
 //! Exit codes: the one list that the code, both programs' `--help` and the
-//! README's table come from, and the one way a program reports the error
-//! that ends it.
+//! table in docs/exit-codes.md come from, and the one way a program reports
+//! the error that ends it.
 
 use crate::failure::Failure;
 use std::io::Write;
@@ -122,7 +122,7 @@ pub fn help_section(program: Program) -> String {
     text
 }
 
-/// The README's exit-code table, in markdown.
+/// The exit-code table of docs/exit-codes.md, in markdown.
 pub fn markdown_table() -> String {
     let mut text = String::from("| code | fib-client | fib-server |\n|---|---|---|\n");
     for exit in EXIT_CODES {
@@ -222,13 +222,13 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_table_is_this_list() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
-        let readme = std::fs::read_to_string(path).expect("README.md beside the workspace");
+    fn the_docs_table_is_this_list() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/exit-codes.md");
+        let page = std::fs::read_to_string(path).expect("docs/exit-codes.md in the workspace");
         let table = markdown_table();
         assert!(
-            readme.contains(&table),
-            "README.md's exit-code table differs from common::exit::EXIT_CODES; it should read:\n{table}"
+            page.contains(&table),
+            "docs/exit-codes.md's table differs from common::exit::EXIT_CODES; it should read:\n{table}"
         );
     }
 

@@ -1,5 +1,5 @@
 //! The wire protocol, pinned in one place. It matches the pika programs that
-//! fib-rpc replaces byte for byte; see "Wire protocol" in the README.
+//! fib-rpc replaces byte for byte; see docs/wire-protocol.md.
 
 use amiquip::{AmqpProperties, AmqpValue, FieldTable};
 use std::fmt;

@@ -1,5 +1,5 @@
 //! fib-client's edges that need no broker: what --help shows against what
-//! the README says, the error style, usage errors at start, and fatal errors
+//! the docs say, the error style, usage errors at start, and fatal errors
 //! that must reach stderr whatever RUST_LOG says.
 
 use anyhow::Result;
@@ -13,8 +13,8 @@ fn client(args: &[&str], envs: &[(&str, &str)]) -> Result<(Option<i32>, Vec<Stri
 }
 
 #[test]
-fn the_readme_says_what_help_shows() -> Result<()> {
-    edges::assert_readme_says_what_help_shows(CLIENT, Program::Client)
+fn the_docs_say_what_help_shows() -> Result<()> {
+    edges::assert_docs_say_what_help_shows(CLIENT, Program::Client)
 }
 
 #[test]

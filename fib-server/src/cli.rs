@@ -9,7 +9,7 @@ use common::failure::Failure;
 use common::protocol::{check_name, DEFAULT_BINDING_KEY, DEFAULT_MAX_N, DEFAULT_QUEUE, MAX_N};
 use common::topology::{QueueType, Topology, DEFAULT_DELIVERY_LIMIT};
 
-/// `--cache-mb` by default: see the README (fib-server) for why.
+/// `--cache-mb` by default: see docs/server.md (The reply cache) for why.
 pub const DEFAULT_CACHE_MB: u64 = 64;
 
 /// `--cache-mb` at most: 1 TiB, far beyond any machine this runs on, and

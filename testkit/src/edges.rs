@@ -23,15 +23,14 @@ pub fn run_to_end(
     Ok((status.code(), run.stderr()))
 }
 
-/// What the README's usage table for `program` says matches `binary --help`,
-/// which also ends with the program's exit codes and never shows the default
-/// password.
-pub fn assert_readme_says_what_help_shows(
-    binary: &str,
-    program: common::exit::Program,
-) -> Result<()> {
-    let help = crate::readme::help_of(std::path::Path::new(binary))?;
-    let problems = crate::readme::mismatches(&crate::readme::readme()?, program.name(), &help)?;
+/// What the usage table in `program`'s page of the docs says matches
+/// `binary --help`, which also ends with the program's exit codes and never
+/// shows the default password.
+pub fn assert_docs_say_what_help_shows(binary: &str, program: common::exit::Program) -> Result<()> {
+    use crate::readme;
+    let help = readme::help_of(std::path::Path::new(binary))?;
+    let page = readme::doc(readme::usage_page(program))?;
+    let problems = readme::mismatches(&page, readme::USAGE_SECTION, &help)?;
     assert!(problems.is_empty(), "{problems:#?}\n--help:\n{help}");
     assert!(help.contains(&common::exit::help_section(program)));
     assert!(!help.contains("guest:guest"), "{help}");

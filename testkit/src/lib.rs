@@ -5,6 +5,7 @@
 mod broker;
 mod cluster;
 pub mod edges;
+pub mod links;
 mod peer;
 mod pika;
 mod process;

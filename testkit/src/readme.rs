@@ -1,5 +1,6 @@
-//! What README.md says about each program's flags, and what its `--help`
-//! says, read so that a test can hold one against the other.
+//! What the docs say about each program's flags (the usage table in
+//! `docs/server.md` and `docs/client.md`), and what its `--help` says, read
+//! so that a test can hold one against the other.
 
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -14,7 +15,7 @@ pub struct FlagDoc {
 }
 
 impl FlagDoc {
-    /// The long name, which both the README and `--help` always give.
+    /// The long name, which both the docs and `--help` always give.
     pub fn long(&self) -> Option<&str> {
         self.names
             .iter()
@@ -23,19 +24,32 @@ impl FlagDoc {
     }
 }
 
-pub fn readme() -> Result<String> {
-    let path = crate::workspace_root().join("README.md");
+/// The heading in a program's page under which its usage table stands.
+pub const USAGE_SECTION: &str = "Flags";
+
+/// The page of the docs that documents `program`'s flags, relative to the
+/// workspace root.
+pub fn usage_page(program: common::exit::Program) -> &'static str {
+    match program {
+        common::exit::Program::Server => "docs/server.md",
+        common::exit::Program::Client => "docs/client.md",
+    }
+}
+
+/// The text of a file of the docs, `relative` to the workspace root.
+pub fn doc(relative: &str) -> Result<String> {
+    let path = crate::workspace_root().join(relative);
     std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// The rows of the first `| flag | env | default | meaning |` table under
-/// the README heading `## {section}`.
-pub fn usage_table(readme: &str, section: &str) -> Result<Vec<FlagDoc>> {
+/// the heading `## {section}` of a page of the docs.
+pub fn usage_table(page: &str, section: &str) -> Result<Vec<FlagDoc>> {
     let heading = format!("## {section}\n");
-    let start = readme
+    let start = page
         .find(&heading)
-        .with_context(|| format!("no heading {heading:?} in README.md"))?;
-    let rest = readme.get(start + heading.len()..).unwrap_or_default();
+        .with_context(|| format!("no heading {heading:?} in the page"))?;
+    let rest = page.get(start + heading.len()..).unwrap_or_default();
     let mut lines = rest
         .lines()
         .skip_while(|line| !line.starts_with("| flag | env | default |"));
@@ -53,7 +67,7 @@ pub fn usage_table(readme: &str, section: &str) -> Result<Vec<FlagDoc>> {
             .map(str::to_string)
             .collect();
         if names.is_empty() {
-            bail!("no flag in README row {line:?}");
+            bail!("no flag in usage table row {line:?}");
         }
         let optional = |text: &str| {
             let text = text.trim_matches('`');
@@ -149,49 +163,49 @@ pub fn help_flags(help: &str) -> BTreeMap<String, FlagDoc> {
     flags
 }
 
-/// Where the README's usage table under `## {section}` and `help` disagree:
+/// Where the usage table under `## {section}` of `page` and `help` disagree:
 /// a flag on one side only, or another env var or default. URLs compare as
 /// printed, with the password hidden, as `--help` shows them.
-pub fn mismatches(readme: &str, section: &str, help: &str) -> Result<Vec<String>> {
-    let documented = usage_table(readme, section)?;
+pub fn mismatches(page: &str, section: &str, help: &str) -> Result<Vec<String>> {
+    let documented = usage_table(page, section)?;
     let shown = help_flags(help);
     let mut problems = Vec::new();
     let mut seen = Vec::new();
     for doc in &documented {
         let Some(long) = doc.long() else {
-            problems.push(format!("README row {:?} has no long flag", doc.names));
+            problems.push(format!("docs row {:?} has no long flag", doc.names));
             continue;
         };
         seen.push(long.to_string());
         let Some(flag) = shown.get(long) else {
-            problems.push(format!("README lists {long}, --help does not"));
+            problems.push(format!("the docs list {long}, --help does not"));
             continue;
         };
         if flag.names != doc.names {
             problems.push(format!(
-                "{long}: README names {:?}, --help {:?}",
+                "{long}: docs name {:?}, --help {:?}",
                 doc.names, flag.names
             ));
         }
         if flag.env != doc.env {
             problems.push(format!(
-                "{long}: README env {:?}, --help {:?}",
+                "{long}: docs env {:?}, --help {:?}",
                 doc.env, flag.env
             ));
         }
-        let readme_default = doc.default.as_deref().map(|text| {
+        let documented_default = doc.default.as_deref().map(|text| {
             common::AmqpUrl::parse(text).map_or_else(|_| text.to_string(), |url| url.to_string())
         });
-        if flag.default != readme_default {
+        if flag.default != documented_default {
             problems.push(format!(
-                "{long}: README default {readme_default:?}, --help {:?}",
+                "{long}: docs default {documented_default:?}, --help {:?}",
                 flag.default
             ));
         }
     }
     for long in shown.keys() {
         if !seen.contains(long) {
-            problems.push(format!("--help shows {long}, the README table does not"));
+            problems.push(format!("--help shows {long}, the docs table does not"));
         }
     }
     Ok(problems)
