@@ -1,7 +1,19 @@
 //! Logging to stderr through `log` + `env_logger`; `RUST_LOG` overrides the
-//! level chosen by `--quiet` / `--verbose`.
+//! level chosen by `--quiet` / `--verbose`, except where credentials live.
 
+use log::{Level, Log, Metadata, Record};
 use std::io::Write;
+
+/// Crates that see the broker password. amiquip logs its handshake at debug
+/// level, PLAIN response (`"\0user\0password"`) included, and its frames at
+/// trace. Their records above [`CREDENTIALS_MAX_LEVEL`] are dropped whatever
+/// `RUST_LOG` says: no directive, however specific, lets them through.
+pub const CREDENTIAL_CRATES: &[&str] = &["amiquip", "amq_protocol"];
+
+/// The most detailed level a crate of [`CREDENTIAL_CRATES`] may log at. At
+/// info and above amiquip says only what happened (a blocked connection,
+/// say), never what was sent.
+pub const CREDENTIALS_MAX_LEVEL: Level = Level::Info;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verbosity {
@@ -31,10 +43,39 @@ impl Verbosity {
     }
 }
 
+/// Whether a record of this target and level could carry credentials.
+pub fn may_carry_credentials(target: &str, level: Level) -> bool {
+    level > CREDENTIALS_MAX_LEVEL
+        && CREDENTIAL_CRATES.iter().any(|name| {
+            target
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        })
+}
+
+/// env_logger's logger behind the credentials check.
+struct Guarded(env_logger::Logger);
+
+impl Log for Guarded {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        !may_carry_credentials(metadata.target(), metadata.level()) && self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if self.enabled(record.metadata()) {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
+}
+
 /// Sets up logging for `program`; call once, first thing in `main`.
 pub fn init(program: &'static str, verbosity: Verbosity) {
     let env = env_logger::Env::default().default_filter_or(verbosity.default_filter(program));
-    env_logger::Builder::from_env(env)
+    let logger = env_logger::Builder::from_env(env)
         .format(move |out, record| {
             writeln!(
                 out,
@@ -44,5 +85,32 @@ pub fn init(program: &'static str, verbosity: Verbosity) {
                 record.args()
             )
         })
-        .init();
+        .build();
+    let max_level = logger.filter();
+    // Only fails if a logger is already set: then that one stays.
+    if log::set_boxed_logger(Box::new(Guarded(logger))).is_ok() {
+        log::set_max_level(max_level);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_crates_stay_at_info_or_above() {
+        for target in [
+            "amiquip",
+            "amiquip::io_loop::handshake_state",
+            "amq_protocol",
+        ] {
+            assert!(may_carry_credentials(target, Level::Debug), "{target}");
+            assert!(may_carry_credentials(target, Level::Trace), "{target}");
+            assert!(!may_carry_credentials(target, Level::Info), "{target}");
+            assert!(!may_carry_credentials(target, Level::Warn), "{target}");
+        }
+        for target in ["fib_client", "common::lifecycle", "amiquipx", "startup"] {
+            assert!(!may_carry_credentials(target, Level::Trace), "{target}");
+        }
+    }
 }
