@@ -4,7 +4,8 @@
 
 use crate::measure::{RoundTrip, Verdict};
 use common::protocol::{printable, Reply};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use std::fmt::Write;
 
 pub struct Progress {
     bar: ProgressBar,
@@ -21,11 +22,16 @@ impl Progress {
         };
         let bar = ProgressBar::with_draw_target(count, target);
         let template = match count {
-            Some(_) => "{bar:40} {pos}/{len} round trips, {per_sec}, eta {eta}",
-            None => "{spinner} {pos} round trips, {per_sec}, {elapsed}",
+            Some(_) => "{bar:40} {pos}/{len} round trips, {rate}, eta {eta}",
+            None => "{spinner} {pos} round trips, {rate}, {elapsed}",
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
-            bar.set_style(style);
+            // indicatif's own {per_sec} prints four decimals (2,246.2006/s).
+            bar.set_style(
+                style.with_key("rate", |state: &ProgressState, out: &mut dyn Write| {
+                    let _ = out.write_str(&rate_text(state.per_sec()));
+                }),
+            );
         }
         Progress {
             bar,
@@ -48,6 +54,23 @@ impl Progress {
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }
+}
+
+/// A rate as the bar shows it: thousands grouped, one decimal (`2,246.2/s`).
+fn rate_text(per_second: f64) -> String {
+    if !per_second.is_finite() || per_second < 0.0 {
+        return "-/s".to_string();
+    }
+    let tenths = (per_second * 10.0).round() as u64;
+    let whole = (tenths / 10).to_string();
+    let mut grouped = String::new();
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    format!("{grouped}.{}/s", tenths % 10)
 }
 
 fn request_line(round_trip: &RoundTrip, reply: &Reply) -> String {
@@ -75,4 +98,20 @@ fn request_line(round_trip: &RoundTrip, reply: &Reply) -> String {
         round_trip.correlation_id,
         round_trip.latency().as_secs_f64() * 1e3
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate_text;
+
+    #[test]
+    fn a_rate_has_one_decimal_and_grouped_thousands() {
+        assert_eq!(rate_text(2246.2006), "2,246.2/s");
+        assert_eq!(rate_text(0.0), "0.0/s");
+        assert_eq!(rate_text(7.96), "8.0/s");
+        assert_eq!(rate_text(999.96), "1,000.0/s");
+        assert_eq!(rate_text(1_234_567.04), "1,234,567.0/s");
+        assert_eq!(rate_text(f64::NAN), "-/s");
+        assert_eq!(rate_text(f64::INFINITY), "-/s");
+    }
 }
