@@ -102,8 +102,10 @@ impl AmqpUrl {
     /// Parses a URL as RabbitMQ's URI spec reads it, with the spec's
     /// defaults for what is left out (an empty password also means `guest`).
     pub fn parse(text: &str) -> Result<AmqpUrl> {
-        // Never echo `text`: it may hold a password.
-        let url = Url::parse(text).map_err(|e| Failure::Usage(format!("invalid AMQP URL: {e}")))?;
+        // Never echo `text` nor any part of it: it may hold a password.
+        refuse_what_would_be_dropped(text)?;
+        let url = Url::parse(text)
+            .map_err(|e| Failure::Usage(format!("invalid AMQP URL: {e}; {ENCODING_HINT}")))?;
         let tls = match url.scheme() {
             "amqp" => false,
             "amqps" => true,
@@ -177,15 +179,90 @@ impl AmqpUrl {
     }
 }
 
+/// How to write what a URL cannot hold as it is; part of every error about a
+/// URL's shape, since the usual cause is a password with one of these in it.
+pub const ENCODING_HINT: &str = "percent-encode any of : / ? # @ [ ] % , in the user name or \
+     password (# as %23, / as %2f, ? as %3f, @ as %40, % as %25, comma as %2c)";
+
+/// Refuses what the URL parser would drop or misread without a word: a
+/// fragment (`#...`, usually the rest of a password with a `#` in it), a
+/// control character (tabs and newlines are removed), an `@` after the host
+/// (a password's `/` or `?` cut the host short, so what looks like the host
+/// is part of the password), and a `.` or `..` vhost (removed as a path
+/// step). The messages quote nothing of `text`.
+fn refuse_what_would_be_dropped(text: &str) -> Result<()> {
+    let refuse = |why: &str| -> Result<()> {
+        Err(Failure::Usage(format!("invalid AMQP URL: {why}; {ENCODING_HINT}")).into())
+    };
+    if text.chars().any(char::is_control) {
+        return refuse(
+            "it holds a control character (such as a tab or newline), which would be dropped",
+        );
+    }
+    if text.contains('#') {
+        return refuse("'#' starts a fragment, which would be dropped");
+    }
+    let after_scheme = text.split_once("://").map_or(text, |(_, rest)| rest);
+    // The authority ends at the first '/' or '?'; whatever follows is the
+    // vhost and the query.
+    let mut parts = after_scheme.splitn(2, ['/', '?']);
+    let _authority = parts.next();
+    let after_authority = parts.next().unwrap_or("");
+    if after_authority.contains('@') {
+        return refuse(
+            "an '@' after the host: the user name or password holds a '/' or '?', which ends the host",
+        );
+    }
+    let path = after_authority.split('?').next().unwrap_or("");
+    let dot_step = |segment: &str| {
+        let segment = segment.to_ascii_lowercase().replace("%2e", ".");
+        segment == "." || segment == ".."
+    };
+    if path.split('/').any(dot_step) {
+        return refuse("a vhost '.' or '..' is a path step that would be dropped");
+    }
+    Ok(())
+}
+
+/// Percent-encodes what a user name or vhost cannot hold as it is in a URL
+/// that `--url` reads back: everything but letters, digits and `-._~!$&'()*+;=`,
+/// in lower-case hex as RabbitMQ writes `%2f`.
+fn encode_component(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || "-._~!$&'()*+;=".contains(c) {
+            encoded.push(c);
+        } else {
+            let mut bytes = [0u8; 4];
+            for byte in c.encode_utf8(&mut bytes).bytes() {
+                encoded.push_str(&format!("%{byte:02x}"));
+            }
+        }
+    }
+    encoded
+}
+
+/// The URL with its password as `***`, written so that it parses back to the
+/// same address, user and vhost: an IPv6 host in brackets, the user name and
+/// vhost percent-encoded where they must be.
 impl fmt::Display for AmqpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.tls { "amqps" } else { "amqp" };
-        let vhost = self.vhost.replace('%', "%25").replace('/', "%2f");
-        write!(
-            f,
-            "{scheme}://{}:***@{}:{}/{vhost}",
-            self.username, self.host, self.port
-        )
+        let user = encode_component(&self.username);
+        let vhost = encode_component(&self.vhost);
+        if self.host.contains(':') {
+            write!(
+                f,
+                "{scheme}://{user}:***@[{}]:{}/{vhost}",
+                self.host, self.port
+            )
+        } else {
+            write!(
+                f,
+                "{scheme}://{user}:***@{}:{}/{vhost}",
+                self.host, self.port
+            )
+        }
     }
 }
 
@@ -334,6 +411,53 @@ mod tests {
             assert!(!error.contains("s3cret"), "{error}");
             assert!(error.starts_with("invalid AMQP URL"), "{error}");
         }
+    }
+
+    #[test]
+    fn what_would_be_dropped_is_refused_without_showing_it() {
+        for (bad, why) in [
+            // The issue's case: "98765" of the password would become the port.
+            ("amqp://u:98765#Qx@h", "'#' starts a fragment"),
+            ("amqp://u:Qpw@h/#Qfrag", "'#' starts a fragment"),
+            ("amqp://u:Qpw@h/%2f#", "'#' starts a fragment"),
+            ("amqp://u:98765/Qx@h", "an '@' after the host"),
+            ("amqp://u:98765?Qx@h", "an '@' after the host"),
+            ("amqp://u:Qpw\t1@h", "control character"),
+            ("amqp://u:Qpw1@h/\n", "control character"),
+            ("amqp://u:Qpw@h/..", "'.' or '..'"),
+            ("amqp://u:Qpw@h/%2E", "'.' or '..'"),
+        ] {
+            let error = AmqpUrl::parse(bad).expect_err(bad);
+            assert_eq!(crate::exit_code(&error), crate::exit::USAGE);
+            let error = format!("{error:#}");
+            assert!(error.contains(why), "{bad}: {error}");
+            assert!(
+                error.contains("# as %23"),
+                "{bad}: says how to encode: {error}"
+            );
+            for part in ["98765", "Qpw", "Qx", "Qfrag"] {
+                assert!(!error.contains(part), "{bad}: {error}");
+            }
+        }
+        // Encoded, each is fine.
+        let url = AmqpUrl::parse("amqp://u:12345%23x@h").unwrap();
+        assert_eq!((url.host.as_str(), url.password.as_str()), ("h", "12345#x"));
+        let url = AmqpUrl::parse("amqp://u:a%2fb%3fc@h/v%40").unwrap();
+        assert_eq!((url.password.as_str(), url.vhost.as_str()), ("a/b?c", "v@"));
+    }
+
+    #[test]
+    fn ipv6_hosts_print_in_brackets_and_parse_back() {
+        let url = AmqpUrl::parse("amqp://u:p@[::1]:1/").unwrap();
+        assert_eq!(url.host, "::1");
+        assert_eq!(url.to_string(), "amqp://u:***@[::1]:1/%2f");
+        let again = AmqpUrl::parse(&url.to_string()).unwrap();
+        assert_eq!(
+            (again.host, again.port, again.vhost),
+            (url.host, url.port, url.vhost)
+        );
+        let url = AmqpUrl::parse("amqp://a%40b%2cc:p@h/x%20y").unwrap();
+        assert_eq!(url.to_string(), "amqp://a%40b%2cc:***@h:5672/x%20y");
     }
 
     proptest::proptest! {

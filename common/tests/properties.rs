@@ -207,6 +207,42 @@ proptest! {
         }
     }
 
+    /// A URL as printed parses back to the same address, user and vhost,
+    /// IPv6 hosts and any user name or vhost included, and never shows the
+    /// password.
+    #[test]
+    fn a_printed_url_parses_back_to_the_same_place(
+        tls in any::<bool>(),
+        user in ".{1,12}",
+        secret in proptest::collection::vec(any::<char>(), 0..12),
+        host in prop::sample::select(vec!["h", "127.0.0.1", "[::1]", "[2001:db8::7]",
+                                          "[fe80::1:2]", "example.com"]),
+        port in 1u16..,
+        vhost in ".{0,12}".prop_filter("a path step, refused", |v| v != "." && v != ".."),
+    ) {
+        const MARKER: &str = "Zq7pw";
+        let password: String = MARKER.chars().chain(secret).collect();
+        let encode = |text: &str| utf8_percent_encode(text, NON_ALPHANUMERIC).to_string();
+        let scheme = if tls { "amqps" } else { "amqp" };
+        let text = format!(
+            "{scheme}://{}:{}@{host}:{port}/{}",
+            encode(&user),
+            encode(&password),
+            encode(&vhost)
+        );
+        let url = AmqpUrl::parse(&text).map_err(|e| TestCaseError::fail(format!("{e:#}")))?;
+        let shown = url.to_string();
+        prop_assert!(!shown.contains(MARKER), "{} shows the password", shown);
+        let again = AmqpUrl::parse(&shown)
+            .map_err(|e| TestCaseError::fail(format!("{shown} does not parse back: {e:#}")))?;
+        prop_assert_eq!(again.tls, tls);
+        prop_assert_eq!(&again.host, &url.host);
+        prop_assert_eq!(again.port, port);
+        prop_assert_eq!(&again.vhost, &if vhost.is_empty() { "/".to_string() } else { vhost });
+        prop_assert_eq!(&again.username, &user);
+        prop_assert_eq!(again.to_string(), shown);
+    }
+
     /// However the rest of the URL looks, right or wrong, the password shows
     /// neither in the URL as printed nor in any error. It starts with a
     /// marker that no other part of the URL can contain, so a password that
@@ -218,9 +254,9 @@ proptest! {
         host in prop::sample::select(vec!["h", "127.0.0.1", "[::1]", "example.com", ""]),
         port in prop::sample::select(vec!["", ":5672", ":1", ":99999", ":x"]),
         scheme in prop::sample::select(vec!["amqp", "amqps", "http"]),
-        vhost in prop::sample::select(vec!["", "/", "/%2f", "/v", "/a/b", "/%ff"]),
+        vhost in prop::sample::select(vec!["", "/", "/%2f", "/v", "/a/b", "/%ff", "/..", "/a@b"]),
         query in prop::sample::select(vec!["", "?heartbeat=5", "?heartbeat=x", "?channel_max=9",
-                                           "?frob=1", "?heartbeat=99999"]),
+                                           "?frob=1", "?heartbeat=99999", "#", "#frag"]),
     ) {
         const MARKER: &str = "Zq7pw";
         let password: String = MARKER.chars().chain(secret).collect();
