@@ -1,9 +1,9 @@
 //! One request in, one reply out: parse, compute, hand to the replier.
 
 use crate::cache::SharedCache;
-use crate::replier::Replier;
+use crate::replier::{Replier, Reply};
 use crate::Settings;
-use amiquip::{Channel, Delivery, Publish};
+use amiquip::{Channel, Delivery};
 use anyhow::Result;
 use common::protocol::{self, abbreviate, printable, RequestError};
 use common::topology::QueueType;
@@ -87,15 +87,20 @@ pub(crate) fn respond(
         return replier.drop_request(delivery);
     };
     let answer = answer_with(&delivery.body, settings.max_n, cache);
-    let (body, error) = match &answer {
-        Answer::Value { digits, .. } => (digits.as_bytes(), None),
-        Answer::Refused(error) => (error.message.as_bytes(), Some(error.code)),
+    // The body is the cache's own digits, shared, not copied.
+    let (body, error): (Arc<[u8]>, _) = match &answer {
+        Answer::Value { digits, .. } => (Arc::clone(digits).into(), None),
+        Answer::Refused(error) => (error.message.as_bytes().into(), Some(error.code)),
     };
     let properties = protocol::reply_properties(correlation_id.as_deref(), error);
-    let publish = Publish::with_properties(body, reply_to, properties);
+    let reply = Reply {
+        body,
+        reply_to,
+        properties,
+    };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     // The reply goes out first: the log line is not on the round trip.
-    replier.reply(delivery, publish)?;
+    replier.reply(delivery, reply)?;
     match &answer {
         Answer::Value { n, digits, cached } => info!(
             "n={n} id={id} -> {} digits {} in {elapsed_ms:.3} ms{}",

@@ -11,4 +11,5 @@ mod server;
 pub mod shutdown;
 
 pub use handler::{answer, Answer};
+pub use replier::{REFUSED_REPLY_TARGET, REPLY_ATTEMPTS};
 pub use server::{run, Settings};

@@ -6,15 +6,25 @@
 //! keeps computing while earlier replies are being confirmed. A request is
 //! never acked before its reply is safe, so batching loses nothing.
 //!
+//! A reply the broker refuses (a nack: the reply queue is full and rejects
+//! publishes, `x-max-length` with `x-overflow reject-publish`, or an
+//! operator's max-length policy) is published again after a short backoff,
+//! [`REPLY_ATTEMPTS`] times in all, without computing it again; meanwhile its
+//! request stays unacked and the others are served. Then the request is
+//! rejected without requeue (dead-lettered where its queue has a dead-letter
+//! exchange), logged and counted: a refusing reply queue costs bounded work.
+//!
 //! The replier speaks to the broker only through [`ReplyChannel`], so its
 //! state machine is tested below without one.
 
-use amiquip::{Channel, Confirm, ConfirmSmoother, Delivery, Publish};
+use amiquip::{AmqpProperties, Channel, Confirm, ConfirmSmoother, Delivery, Publish};
 use anyhow::Result;
 use common::failure::Failure;
+use common::protocol::printable;
 use crossbeam_channel::Receiver;
-use log::warn;
+use log::{debug, warn};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long the broker may take to confirm a reply before we give up on the
@@ -28,6 +38,27 @@ pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 /// client's next request arrives well within it, and the confirm costs no
 /// wake-up of its own.
 pub const ACK_DELAY: Duration = Duration::from_millis(2);
+
+/// Publishes of one reply the broker may refuse before its request is given
+/// up: the first and three retries.
+pub const REPLY_ATTEMPTS: u32 = 4;
+
+/// The wait before the first retry of a refused reply; each further retry
+/// waits five times longer (10 ms, 50 ms, 250 ms: 310 ms in all). Short,
+/// because the request holds a prefetch slot meanwhile (with every slot held
+/// by refused replies, other requests wait for these retries); long enough
+/// for a reply queue that was full for a moment to drain.
+pub const FIRST_RETRY_DELAY: Duration = Duration::from_millis(10);
+
+/// The log target of the line for each request given up because its reply
+/// was refused: one line per rejection, for whoever counts them.
+pub const REFUSED_REPLY_TARGET: &str = "fib_server::refused_reply";
+
+/// The wait before publishing a refused reply for the `attempt`-th time
+/// (2 for the first retry).
+pub fn retry_delay(attempt: u32) -> Duration {
+    FIRST_RETRY_DELAY * 5u32.saturating_pow(attempt.saturating_sub(2))
+}
 
 /// What the replier needs from a channel.
 pub trait ReplyChannel {
@@ -71,9 +102,49 @@ pub fn enable_confirms(channel: &Channel) -> Result<Receiver<Confirm>> {
     Ok(receiver)
 }
 
+/// A reply, owned, so that it can be published again if the broker refuses
+/// it. The body is shared with the reply cache: keeping it copies nothing.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub body: Arc<[u8]>,
+    /// The request's `reply_to`: the queue the reply is routed to.
+    pub reply_to: String,
+    pub properties: AmqpProperties,
+}
+
+impl Reply {
+    fn publish(&self) -> Publish<'_> {
+        Publish::with_properties(&self.body, self.reply_to.as_str(), self.properties.clone())
+    }
+
+    /// The correlation id, made safe for a log line.
+    fn id(&self) -> String {
+        printable(
+            self.properties.correlation_id().as_deref().unwrap_or("-"),
+            40,
+        )
+    }
+}
+
 pub struct Replier<'a, C: ReplyChannel> {
     channel: &'a C,
     confirms: Option<Confirms<C::Request>>,
+    /// Where the request queue dead-letters what is rejected, if anywhere.
+    dead_letter_queue: Option<String>,
+    /// Requests given up because the broker refused every publish of their
+    /// reply.
+    refused: u64,
+}
+
+/// A request whose reply is published and awaits its confirm, or was
+/// refused and waits to be published again.
+struct Pending<R> {
+    request: R,
+    reply: Reply,
+    /// Publishes of the reply so far.
+    attempts: u32,
+    /// When the reply was last published, or when it is due again.
+    at: Instant,
 }
 
 struct Confirms<R> {
@@ -84,7 +155,15 @@ struct Confirms<R> {
     /// Requests whose replies await a confirm, in publish order: the broker
     /// numbers publishes 1, 2, ... on the channel, and the smoother hands
     /// confirms back in that order.
-    parked: VecDeque<(R, Instant)>,
+    parked: VecDeque<Pending<R>>,
+    /// Requests whose replies were refused, each due to be published again
+    /// at its `at`.
+    retries: Vec<Pending<R>>,
+    /// Requests whose replies were refused at least once and that are not
+    /// settled yet (in `retries` or again in `parked`). While there is one,
+    /// delivery order and publish order differ, so a confirmed run cannot
+    /// be acked with one `multiple` ack: it would ack the refused request.
+    refused_unsettled: usize,
 }
 
 impl<'a, C: ReplyChannel> Replier<'a, C> {
@@ -100,16 +179,35 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
             smoother: ConfirmSmoother::new(),
             timeout: confirm_timeout,
             parked: VecDeque::new(),
+            retries: Vec::new(),
+            refused_unsettled: 0,
         });
-        Replier { channel, confirms }
+        Replier {
+            channel,
+            confirms,
+            dead_letter_queue: None,
+            refused: 0,
+        }
+    }
+
+    /// Names, in the log line of a given-up request, the queue where the
+    /// request queue dead-letters it.
+    pub fn with_dead_letter_queue(mut self, queue: String) -> Self {
+        self.dead_letter_queue = Some(queue);
+        self
     }
 
     /// Publishes the reply to `request`, then acks the request at once
     /// (confirms off) or once the reply is confirmed.
-    pub fn reply(&mut self, request: C::Request, reply: Publish<'_>) -> Result<()> {
-        self.channel.publish(reply)?;
+    pub fn reply(&mut self, request: C::Request, reply: Reply) -> Result<()> {
+        self.channel.publish(reply.publish())?;
         match &mut self.confirms {
-            Some(confirms) => confirms.parked.push_back((request, Instant::now())),
+            Some(confirms) => confirms.parked.push_back(Pending {
+                request,
+                reply,
+                attempts: 1,
+                at: Instant::now(),
+            }),
             None => self.channel.ack(request, false)?,
         }
         Ok(())
@@ -136,7 +234,14 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
     /// When the oldest unsettled reply was published, if there is one.
     pub fn oldest_unsettled(&self) -> Option<Instant> {
         let confirms = self.confirms.as_ref()?;
-        confirms.parked.front().map(|(_, published)| *published)
+        confirms.parked.front().map(|pending| pending.at)
+    }
+
+    /// Requests given up so far because the broker refused their replies
+    /// [`REPLY_ATTEMPTS`] times (each also logged with target
+    /// [`REFUSED_REPLY_TARGET`]).
+    pub fn refused_replies(&self) -> u64 {
+        self.refused
     }
 
     /// Acks the requests whose confirms have already arrived, without
@@ -155,14 +260,49 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
     /// When the oldest unconfirmed reply is overdue, if there is one.
     pub fn confirm_deadline(&self) -> Option<Instant> {
         let confirms = self.confirms.as_ref()?;
-        let (_, published) = confirms.parked.front()?;
-        Some(*published + confirms.timeout)
+        let pending = confirms.parked.front()?;
+        Some(pending.at + confirms.timeout)
     }
 
-    /// Acks (or, for a refused reply, requeues) the requests that `first`
-    /// and any confirms already waiting behind it cover. A run of confirmed
-    /// requests is acked with one `multiple` ack: requests are parked in
-    /// delivery order, so every earlier tag is already settled.
+    /// When the next refused reply is due to be published again, if any.
+    pub fn retry_deadline(&self) -> Option<Instant> {
+        let confirms = self.confirms.as_ref()?;
+        confirms.retries.iter().map(|pending| pending.at).min()
+    }
+
+    /// Publishes again every refused reply that is due; they await their
+    /// confirms like any other.
+    pub fn retry_due(&mut self) -> Result<()> {
+        let Some(confirms) = &mut self.confirms else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let mut k = 0;
+        while k < confirms.retries.len() {
+            if confirms.retries[k].at > now {
+                k += 1;
+                continue;
+            }
+            let mut pending = confirms.retries.swap_remove(k);
+            self.channel.publish(pending.reply.publish())?;
+            pending.attempts += 1;
+            pending.at = now;
+            debug!(
+                "request id={}: publishing its refused reply again (attempt {} of {REPLY_ATTEMPTS})",
+                pending.reply.id(),
+                pending.attempts
+            );
+            confirms.parked.push_back(pending);
+        }
+        Ok(())
+    }
+
+    /// Acks (or, for a refused reply, schedules its retry or gives up its
+    /// request) the requests that `first` and any confirms already waiting
+    /// behind it cover. A run of confirmed requests is acked with one
+    /// `multiple` ack when requests are parked in delivery order, so every
+    /// earlier tag is already settled; while a refused request is unsettled
+    /// they are acked one by one.
     pub fn on_confirm(&mut self, first: Confirm) -> Result<()> {
         let Some(confirms) = &mut self.confirms else {
             return Ok(());
@@ -171,19 +311,55 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
         let mut next = Some(first);
         while let Some(raw) = next.take().or_else(|| confirms.receiver.try_recv().ok()) {
             for confirm in confirms.smoother.process(raw) {
-                let Some((request, _)) = confirms.parked.pop_front() else {
+                let Some(mut pending) = confirms.parked.pop_front() else {
                     return Err(
                         Failure::Broker(format!("a confirm for no reply: {confirm:?}")).into(),
                     );
                 };
+                let refused_before = pending.attempts > 1;
                 match confirm {
-                    Confirm::Ack(_) => last_confirmed = Some(request),
+                    Confirm::Ack(_) if confirms.refused_unsettled == 0 => {
+                        last_confirmed = Some(pending.request);
+                    }
+                    Confirm::Ack(_) => {
+                        if refused_before {
+                            confirms.refused_unsettled -= 1;
+                        }
+                        self.channel.ack(pending.request, false)?;
+                    }
                     Confirm::Nack(_) => {
                         if let Some(done) = last_confirmed.take() {
                             self.channel.ack(done, true)?;
                         }
-                        warn!("the broker refused a reply; requeueing its request");
-                        self.channel.nack(request, true)?;
+                        if pending.attempts < REPLY_ATTEMPTS {
+                            if !refused_before {
+                                confirms.refused_unsettled += 1;
+                            }
+                            let delay = retry_delay(pending.attempts + 1);
+                            debug!(
+                                "the broker refused the reply to request id={} (attempt {} of {REPLY_ATTEMPTS}); publishing it again in {delay:?}",
+                                pending.reply.id(),
+                                pending.attempts
+                            );
+                            pending.at = Instant::now() + delay;
+                            confirms.retries.push(pending);
+                        } else {
+                            if refused_before {
+                                confirms.refused_unsettled -= 1;
+                            }
+                            self.refused += 1;
+                            warn!(
+                                target: REFUSED_REPLY_TARGET,
+                                "gave up request id={}: the broker refused its reply {REPLY_ATTEMPTS} times (reply queue {:?} full or refusing publishes); rejected without requeue{}",
+                                pending.reply.id(),
+                                printable(&pending.reply.reply_to, 255),
+                                match &self.dead_letter_queue {
+                                    Some(queue) => format!(", to queue {queue:?}"),
+                                    None => String::new(),
+                                }
+                            );
+                            self.channel.nack(pending.request, false)?;
+                        }
                     }
                 }
             }
@@ -194,7 +370,10 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
         Ok(())
     }
 
-    /// Waits until every published reply is confirmed and its request acked.
+    /// Waits until every published reply is confirmed and its request acked
+    /// (or, refused, scheduled again). Requests waiting to publish a refused
+    /// reply again stay unacked: the broker requeues them when the channel
+    /// closes.
     pub fn settle(&mut self) -> Result<()> {
         let receiver = self.confirms();
         while let Some(deadline) = self.confirm_deadline() {
@@ -224,7 +403,7 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use amiquip::{AmqpProperties, ConfirmPayload};
+    use amiquip::ConfirmPayload;
     use crossbeam_channel::Sender;
     use std::cell::RefCell;
 
@@ -259,8 +438,12 @@ mod tests {
         }
     }
 
-    fn reply(body: &str) -> Publish<'_> {
-        Publish::with_properties(body.as_bytes(), "reply-queue", AmqpProperties::default())
+    fn reply(body: &str) -> Reply {
+        Reply {
+            body: body.as_bytes().into(),
+            reply_to: "reply-queue".into(),
+            properties: AmqpProperties::default().with_correlation_id(format!("id-{body}")),
+        }
     }
 
     fn ack(delivery_tag: u64, multiple: bool) -> Confirm {
@@ -361,7 +544,7 @@ mod tests {
     }
 
     #[test]
-    fn a_nacked_reply_requeues_its_request_and_acks_the_run_before_it() -> Result<()> {
+    fn a_nacked_reply_waits_for_its_retry_and_the_run_before_it_is_acked() -> Result<()> {
         let channel = Recorder::default();
         let (mut replier, sender) = with_confirms(&channel);
         for tag in 1..=3 {
@@ -369,6 +552,7 @@ mod tests {
         }
         sender.send(nack(2))?;
         sender.send(ack(3, false))?;
+        let before = Instant::now();
         replier.on_confirm(ack(1, false))?;
         let mut expected = publishes(3);
         expected.extend([
@@ -376,16 +560,147 @@ mod tests {
                 tag: 1,
                 multiple: true,
             },
-            Call::Nack {
-                tag: 2,
-                requeue: true,
-            },
+            // Request 2 is refused and unsettled: 3 is acked alone, not
+            // with a multiple ack that would cover 2.
             Call::Ack {
                 tag: 3,
-                multiple: true,
+                multiple: false,
             },
         ]);
         assert_eq!(channel.calls.borrow().as_slice(), expected);
+        // Nothing is published again before its time, and the loop is told
+        // when that is.
+        let due = replier.retry_deadline().expect("a retry is scheduled");
+        assert!(due >= before + FIRST_RETRY_DELAY, "{due:?}");
+        replier.retry_due()?;
+        assert_eq!(channel.calls.borrow().len(), expected.len());
+        assert_eq!(replier.unsettled(), 0);
+        Ok(())
+    }
+
+    /// Refuses every publish of the reply in flight, calling `retry_due`
+    /// when the replier says a retry is due, as the server's loop does.
+    fn refuse_every_publish(
+        replier: &mut Replier<'_, Recorder>,
+        sender: &Sender<Confirm>,
+        first_publish: u64,
+    ) -> Result<()> {
+        for (publish, attempt) in (first_publish..).zip(1..=REPLY_ATTEMPTS) {
+            assert_eq!(
+                replier.unsettled(),
+                1,
+                "attempt {attempt} awaits its confirm"
+            );
+            sender.send(nack(publish))?;
+            replier.settle_arrived()?;
+            if attempt < REPLY_ATTEMPTS {
+                let due = replier.retry_deadline().expect("a retry is scheduled");
+                crossbeam_channel::at(due).recv()?;
+                replier.retry_due()?;
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_reply_refused_every_time_costs_bounded_publishes_then_its_request_is_rejected(
+    ) -> Result<()> {
+        let channel = Recorder::default();
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let mut replier = Replier::new(&channel, Some(receiver), CONFIRM_TIMEOUT)
+            .with_dead_letter_queue("q.dead".into());
+        replier.reply(9, reply("r9"))?;
+        refuse_every_publish(&mut replier, &sender, 1)?;
+        let mut expected: Vec<Call> = (0..REPLY_ATTEMPTS)
+            .map(|_| Call::Publish("r9".into()))
+            .collect();
+        expected.push(Call::Nack {
+            tag: 9,
+            requeue: false,
+        });
+        assert_eq!(channel.calls.borrow().as_slice(), expected);
+        assert_eq!(replier.refused_replies(), 1);
+        assert_eq!(replier.retry_deadline(), None);
+        assert_eq!(replier.unsettled(), 0);
+        // Served as usual afterwards, runs acked with one ack again.
+        replier.reply(10, reply("r10"))?;
+        replier.reply(11, reply("r11"))?;
+        sender.send(ack(REPLY_ATTEMPTS as u64 + 2, false))?;
+        replier.on_confirm(ack(REPLY_ATTEMPTS as u64 + 1, false))?;
+        assert_eq!(
+            channel.calls.borrow().last(),
+            Some(&Call::Ack {
+                tag: 11,
+                multiple: true
+            })
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn retries_back_off_and_end() {
+        let delays: Vec<u128> = (2..=REPLY_ATTEMPTS)
+            .map(|attempt| retry_delay(attempt).as_millis())
+            .collect();
+        assert_eq!(delays, [10, 50, 250]);
+        let total: Duration = (2..=REPLY_ATTEMPTS).map(retry_delay).sum();
+        assert!(total < Duration::from_secs(1), "{total:?}");
+    }
+
+    #[test]
+    fn a_refused_reply_accepted_on_retry_acks_its_request_and_others_are_served_meanwhile(
+    ) -> Result<()> {
+        let channel = Recorder::default();
+        let (mut replier, sender) = with_confirms(&channel);
+        replier.reply(1, reply("r1"))?;
+        replier.on_confirm(nack(1))?;
+        // While request 1 waits for its retry, requests 2 and 3 are served
+        // and acked one by one.
+        replier.reply(2, reply("r2"))?;
+        replier.on_confirm(ack(2, false))?;
+        let due = replier.retry_deadline().expect("a retry is scheduled");
+        crossbeam_channel::at(due).recv()?;
+        replier.retry_due()?;
+        replier.reply(3, reply("r3"))?;
+        // Publish 3 is r1 again, publish 4 is r3.
+        sender.send(ack(4, false))?;
+        replier.on_confirm(ack(3, false))?;
+        assert_eq!(
+            channel.calls.borrow().as_slice(),
+            [
+                Call::Publish("r1".into()),
+                Call::Publish("r2".into()),
+                Call::Ack {
+                    tag: 2,
+                    multiple: false
+                },
+                Call::Publish("r1".into()),
+                Call::Publish("r3".into()),
+                Call::Ack {
+                    tag: 1,
+                    multiple: false
+                },
+                Call::Ack {
+                    tag: 3,
+                    multiple: true
+                },
+            ]
+        );
+        assert_eq!(replier.refused_replies(), 0);
+        assert_eq!((replier.unsettled(), replier.retry_deadline()), (0, None));
+        Ok(())
+    }
+
+    #[test]
+    fn settle_leaves_a_request_awaiting_its_retry_unacked() -> Result<()> {
+        let channel = Recorder::default();
+        let (mut replier, sender) = with_confirms(&channel);
+        replier.reply(1, reply("r1"))?;
+        sender.send(nack(1))?;
+        replier.settle()?;
+        // Not acked, not nacked: closing the channel requeues it.
+        assert_eq!(channel.calls.borrow().as_slice(), publishes(1));
+        assert!(replier.retry_deadline().is_some());
         Ok(())
     }
 

@@ -141,6 +141,9 @@ fn consume(
         None
     };
     let mut replier = Replier::new(channel, confirms, replier::CONFIRM_TIMEOUT);
+    if topology.queue_type == QueueType::Quorum {
+        replier = replier.with_dead_letter_queue(topology.dead_letter_queue());
+    }
     let consumer = queue.consume(ConsumerOptions::default())?;
     info!(
         target: "startup",
@@ -165,6 +168,12 @@ fn consume(
     loop {
         let overdue = match replier.confirm_deadline() {
             Some(deadline) => crossbeam_channel::at(deadline),
+            None => crossbeam_channel::never(),
+        };
+        // A refused reply is published again when its backoff ends; the
+        // loop serves everything else meanwhile.
+        let retry = match replier.retry_deadline() {
+            Some(due) => crossbeam_channel::at(due),
             None => crossbeam_channel::never(),
         };
         // Confirms are waited for only when every prefetch slot is taken or
@@ -194,11 +203,18 @@ fn consume(
                 Err(_) => return Err(common::consumer::io_thread_gone()),
             },
             recv(ack_timer) -> _ => {}
+            recv(retry) -> _ => replier.retry_due()?,
             recv(overdue) -> _ => return Err(replier.overdue()),
             recv(shutdown) -> _ => {
                 debug!("shutting down: cancelling the consumer, settling confirms");
                 common::consumer::cancel(consumer)?;
                 replier.settle()?;
+                if replier.refused_replies() > 0 {
+                    info!(
+                        "this session gave up {} requests whose replies the broker refused",
+                        replier.refused_replies()
+                    );
+                }
                 return Ok(());
             }
         }

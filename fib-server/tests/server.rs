@@ -365,3 +365,104 @@ fn a_repeated_large_n_is_answered_from_the_cache_unless_it_is_off() -> Result<()
     }
     Ok(())
 }
+
+/// A reply queue that refuses every publish (`x-max-length` 0 with
+/// `x-overflow` `reject-publish`): the broker nacks each reply sent to it.
+fn refusing_reply_queue(peer: &Peer) -> Result<String> {
+    let mut arguments = amiquip::FieldTable::new();
+    arguments.insert("x-max-length".into(), amiquip::AmqpValue::LongInt(0));
+    arguments.insert(
+        "x-overflow".into(),
+        amiquip::AmqpValue::LongString("reject-publish".into()),
+    );
+    let queue = peer.channel().queue_declare(
+        "",
+        amiquip::QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            arguments,
+            ..amiquip::QueueDeclareOptions::default()
+        },
+    )?;
+    Ok(queue.name().to_string())
+}
+
+/// Two clients whose reply queues refuse every reply, and a normal one: the
+/// normal one is answered while the refused requests wait for their retries,
+/// and each refused request is computed once, published a bounded number of
+/// times, then rejected (dead-lettered on a quorum queue), never requeued.
+#[test]
+fn refused_replies_cost_bounded_work_and_the_others_are_served() -> Result<()> {
+    for queue_type in ["classic", "quorum"] {
+        let scratch = Scratch::new("refused");
+        let exchange = &scratch.topology.exchange;
+        let mut server =
+            Spawned::start(server_command(&scratch).args(["--queue-type", queue_type, "-v"]))?;
+        server.wait_for_line("ready", WAIT)?;
+        let refusing = [Peer::connect()?, Peer::connect()?];
+        for (peer, id) in refusing.iter().zip(["refused-a", "refused-b"]) {
+            let queue = refusing_reply_queue(peer)?;
+            peer.publish(exchange, "k", b"1000", request_properties(id, &queue))?;
+        }
+        let normal = Peer::connect()?;
+        let inbox = normal.reply_queue()?;
+        let sent = std::time::Instant::now();
+        normal.publish(
+            exchange,
+            "k",
+            b"30",
+            request_properties("normal", &inbox.name),
+        )?;
+        assert_eq!(
+            inbox.next(WAIT)?,
+            (Some("normal".into()), Reply::Value("832040".into())),
+            "{queue_type}"
+        );
+        let answered_ms = sent.elapsed().as_secs_f64() * 1e3;
+        let mut given_up = Vec::new();
+        for _ in 0..2 {
+            given_up.push(server.wait_for_line("gave up request id=", WAIT)?);
+        }
+        server.signal("TERM")?;
+        assert_eq!(server.wait(WAIT)?.code(), Some(0), "{:?}", server.stderr());
+        let stderr = server.stderr();
+        let count = |needle: &str| stderr.iter().filter(|l| l.contains(needle)).count();
+        for id in ["refused-a", "refused-b"] {
+            assert_eq!(count(&format!("n=1000 id={id} ")), 1, "{id} computed once");
+            assert_eq!(count(&format!("gave up request id={id}:")), 1, "{id}");
+            let retries = count(&format!(
+                "request id={id}: publishing its refused reply again"
+            ));
+            assert_eq!(retries, fib_server::REPLY_ATTEMPTS as usize - 1, "{id}");
+        }
+        assert!(count("gave up 2 requests") == 1, "{stderr:?}");
+        let mut probe = Peer::connect()?;
+        assert_eq!(
+            probe.queue_depth(&scratch.topology.queue)?,
+            Some(0),
+            "{queue_type}: nothing requeued"
+        );
+        let dead = if queue_type == "quorum" {
+            assert!(given_up.iter().all(|l| l.contains(".dead")), "{given_up:?}");
+            // The broker dead-letters a rejected message after the reject.
+            let dead_queue = scratch.topology.dead_letter_queue();
+            let deadline = std::time::Instant::now() + WAIT;
+            loop {
+                let depth = probe.queue_depth(&dead_queue)?.unwrap_or(0);
+                if depth >= 2 || std::time::Instant::now() >= deadline {
+                    assert_eq!(depth, 2, "both refused requests dead-lettered");
+                    break depth;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        } else {
+            0
+        };
+        eprintln!(
+            "{queue_type}: normal request answered in {answered_ms:.1} ms; each refused request \
+             computed once, its reply published {} times, then rejected; dead-lettered {dead}",
+            fib_server::REPLY_ATTEMPTS
+        );
+    }
+    Ok(())
+}
