@@ -20,14 +20,13 @@
 
 use crate::rpc::{Event, RpcTransport};
 use crate::stats;
-use crate::workload::{Requests, Workload};
+use crate::workload::{Expectations, Workload};
 use anyhow::Result;
 use common::failure::Failure;
 use common::protocol::Reply;
 use hdrhistogram::Histogram;
 use log::{debug, warn};
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// When to stop sending.
@@ -208,7 +207,6 @@ struct Pending {
     session: u64,
     /// Every correlation id it was sent with.
     ids: Vec<String>,
-    expected: Rc<str>,
     n: u64,
     warmup: bool,
 }
@@ -216,7 +214,9 @@ struct Pending {
 /// A run in progress.
 pub struct Run {
     plan: Plan,
-    requests: Requests,
+    /// The expected replies, computed ahead off this thread: nothing is
+    /// computed between a request's timestamps.
+    expected: Expectations,
     /// Requests issued so far, warm-up included: the next one's index.
     issued: u64,
     /// The schedule's t0, set by the first `drive`.
@@ -242,8 +242,12 @@ impl Run {
             max_lag: Duration::ZERO,
             send_span: Duration::ZERO,
         });
+        let total = match plan.stop {
+            Stop::Count(count) => Some(count.saturating_add(plan.warmup)),
+            Stop::After(_) => None,
+        };
         Run {
-            requests: Requests::new(plan.workload.clone()),
+            expected: Expectations::new(&plan.workload, plan.warmup, total),
             measurement: Measurement {
                 sent: 0,
                 answered: 0,
@@ -285,6 +289,10 @@ impl Run {
         session_number: u64,
         observer: &mut dyn Observer,
     ) -> Result<()> {
+        if self.origin.is_none() {
+            // The schedule starts once the first expected values are ready.
+            self.expected.wait_until_ahead()?;
+        }
         let origin = *self.origin.get_or_insert_with(|| session.now());
         if self.next_tick.is_none() {
             self.next_tick = self.plan.tick.map(|every| origin + every);
@@ -329,7 +337,7 @@ impl Run {
                     correlation_id: Some(id),
                     reply,
                 } => match self.by_id.get(&id) {
-                    Some(&i) => self.complete(i, id, reply, session.now(), observer),
+                    Some(&i) => self.complete(i, id, reply, session.now(), observer)?,
                     None => debug!("ignored a reply with unknown correlation id {id:?}"),
                 },
                 Event::Reply { .. } => debug!("ignored a reply without correlation id"),
@@ -422,15 +430,10 @@ impl Run {
     ) -> Result<()> {
         let index = self.issued;
         let warmup = index < self.plan.warmup;
-        if index == self.plan.warmup && index > 0 {
-            self.requests.restart();
-        }
-        let n = self.requests.peek();
+        let n = self.plan.workload.n_of(index, self.plan.warmup);
         let first_sent = session.now();
         let id = session.send(n)?;
         self.issued += 1;
-        // Computed after publishing, while the server works on the same n.
-        let expected = self.requests.advance();
         if !warmup {
             self.measurement.sent += 1;
             self.measure_start.get_or_insert(due);
@@ -454,7 +457,6 @@ impl Run {
                 resends: 0,
                 session: session_number,
                 ids: vec![id],
-                expected,
                 n,
                 warmup,
             },
@@ -472,8 +474,10 @@ impl Run {
             return Ok(());
         };
         let id = session.send(n)?;
-        self.measurement.resends += 1;
         if let Some(pending) = self.pending.get_mut(&index) {
+            if !pending.warmup {
+                self.measurement.resends += 1;
+            }
             pending.deadline = session.now() + self.plan.timeout;
             pending.session = session_number;
             pending.resends += 1;
@@ -559,6 +563,7 @@ impl Run {
         let Some(pending) = self.take(index) else {
             return;
         };
+        self.expected.discard(index);
         let round_trip = self.round_trip(&pending, String::new(), now, Verdict::Unanswered);
         if !pending.warmup {
             self.measurement.unanswered += 1;
@@ -573,11 +578,13 @@ impl Run {
         reply: Reply,
         now: Instant,
         observer: &mut dyn Observer,
-    ) {
+    ) -> Result<()> {
         let Some(pending) = self.take(index) else {
-            return;
+            return Ok(());
         };
-        let verdict = judge(&reply, &pending.expected);
+        // Ready long before (see `workload`); `now` is already taken.
+        let expected = self.expected.take(index)?;
+        let verdict = judge(&reply, &expected);
         let round_trip = self.round_trip(&pending, correlation_id, now, verdict);
         if !pending.warmup {
             let m = &mut self.measurement;
@@ -589,6 +596,7 @@ impl Run {
             stats::record(&mut m.as_sent, round_trip.as_sent());
         }
         observer.round_trip(&round_trip, &reply);
+        Ok(())
     }
 }
 
@@ -778,6 +786,92 @@ mod tests {
         // Sent once, then retried twice.
         assert_eq!(transport.copies_of(1), 3);
         assert!(format!("{error:#}").contains("n=1"), "{error:#}");
+    }
+
+    #[test]
+    fn warmup_resends_are_not_counted() -> Result<()> {
+        // The warm-up request for n = 1 loses its first copy and is resent;
+        // the measured one for n = 1 (its third copy) is answered at once.
+        let transport = FakeTransport::new(|n, copy| match (n, copy) {
+            (1, 0) => Answer::Silent,
+            _ => Answer::Correct,
+        });
+        let mut run = Run::new(Plan {
+            warmup: 2,
+            ..plan(0..3, 1)
+        });
+        let seen = drive(&mut run, &transport, 0)?;
+        assert_eq!(transport.copies_of(1), 3);
+        assert!(seen.iter().all(RoundTrip::is_correct));
+        let measurement = run.finish();
+        assert_eq!((measurement.answered, measurement.resends), (3, 0));
+        Ok(())
+    }
+
+    /// A server that answers at once from replies computed before the run,
+    /// on the real clock: whatever a round trip measures is the client's.
+    struct InstantServer {
+        digits: HashMap<u64, String>,
+        replies: RefCell<VecDeque<Event>>,
+        sent: Cell<usize>,
+    }
+
+    impl RpcTransport for InstantServer {
+        fn send(&self, n: u64) -> Result<String> {
+            let id = format!("i-{}", self.sent.get());
+            self.sent.set(self.sent.get() + 1);
+            let digits = self.digits.get(&n).cloned().unwrap_or_default();
+            self.replies
+                .borrow_mut()
+                .push_back(value_reply(&id, digits));
+            Ok(id)
+        }
+
+        fn next_event(&self, _deadline: Instant) -> Result<Event> {
+            Ok(self
+                .replies
+                .borrow_mut()
+                .pop_front()
+                .unwrap_or(Event::TimedOut))
+        }
+    }
+
+    #[test]
+    fn no_computation_sits_inside_a_round_trip() -> Result<()> {
+        // A cycle of two large n, wrapped twice, after a warm-up: each wrap
+        // and the restart after the warm-up used to compute F(start) and
+        // F(start + 1) afresh, between a request's timestamps.
+        let start = 200_000;
+        let computing = Instant::now();
+        let first = fib_math::fibonacci_decimal(start);
+        let cost = computing.elapsed();
+        let server = InstantServer {
+            digits: HashMap::from([
+                (start, first),
+                (start + 1, fib_math::fibonacci_decimal(start + 1)),
+            ]),
+            replies: RefCell::default(),
+            sent: Cell::new(0),
+        };
+        for rate in [None, Some(50.0)] {
+            let mut run = Run::new(Plan {
+                warmup: 1,
+                stop: Stop::Count(6),
+                rate,
+                ..plan(start..start + 2, 1)
+            });
+            let seen = drive(&mut run, &server, 0)?;
+            assert!(seen.iter().all(RoundTrip::is_correct));
+            let m = run.finish();
+            assert_eq!(m.correct, 6);
+            // F(start) alone took `cost`; every round trip is far below it.
+            let worst = Duration::from_micros(m.corrected.max());
+            assert!(
+                worst * 4 < cost,
+                "{rate:?}: worst round trip {worst:?}, F({start}) computed in {cost:?}"
+            );
+        }
+        Ok(())
     }
 
     #[test]

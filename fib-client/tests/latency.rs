@@ -441,3 +441,74 @@ fn bad_new_flags_exit_2() -> Result<()> {
     }
     Ok(())
 }
+
+/// A server that answers each request at once from replies computed before
+/// it started, until `requests` are answered.
+fn precomputed_server(
+    scratch: &Scratch,
+    replies: std::collections::HashMap<u64, String>,
+    requests: usize,
+) -> Result<std::thread::JoinHandle<Result<()>>> {
+    use amiquip::{ConsumerMessage, ConsumerOptions};
+    let peer = testkit::Peer::connect()?;
+    peer.declare(&scratch.topology)?;
+    let queue = scratch.topology.queue.clone();
+    Ok(std::thread::spawn(move || {
+        let options = ConsumerOptions {
+            no_ack: true,
+            ..ConsumerOptions::default()
+        };
+        let consumer = peer.channel().basic_consume(queue, options)?;
+        for _ in 0..requests {
+            let delivery = match consumer.receiver().recv_timeout(WAIT)? {
+                ConsumerMessage::Delivery(delivery) => delivery,
+                other => anyhow::bail!("consumer ended: {other:?}"),
+            };
+            let reply_to = delivery.properties.reply_to().clone().context("reply_to")?;
+            let id = delivery.properties.correlation_id().clone();
+            let n: u64 = std::str::from_utf8(&delivery.body)?.parse()?;
+            let digits = replies.get(&n).context("an n it has no reply for")?;
+            let properties = common::protocol::reply_properties(id.as_deref(), None);
+            peer.publish("", &reply_to, digits.as_bytes(), properties)?;
+        }
+        Ok(())
+    }))
+}
+
+#[test]
+fn a_server_answering_at_once_is_measured_without_the_clients_own_work_at_n_10_6() -> Result<()> {
+    // The client computes F(999998) and F(999999) to check the replies, and
+    // its cycle of two wraps twice after a warm-up request. None of that
+    // may sit inside a round trip: each must stay far below what computing
+    // F(10^6) costs on this machine, measured here, now.
+    let scratch = Scratch::new("instant");
+    let computing = std::time::Instant::now();
+    let first = fib_math::fibonacci_decimal(999_998);
+    let cost = computing.elapsed();
+    let second = fib_math::fibonacci_decimal(999_999);
+    let replies = std::collections::HashMap::from([(999_998, first), (999_999, second)]);
+    let server = precomputed_server(&scratch, replies, 5)?;
+    let args = [
+        "--n-range",
+        "999998..1000000",
+        "--count",
+        "4",
+        "--warmup",
+        "1",
+        "--json",
+    ];
+    let mut run = client(&scratch, &args)?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(0), "{:?}", run.stderr());
+    server
+        .join()
+        .map_err(|_| anyhow::anyhow!("server panicked"))??;
+    let summary = json_summary(&run)?;
+    assert_eq!(summary["ok"].as_u64(), Some(4), "{summary}");
+    let worst_us = number(&summary, &["latency_us", "max"])?;
+    let cost_us = cost.as_secs_f64() * 1e6;
+    assert!(
+        worst_us * 4.0 < cost_us,
+        "worst round trip {worst_us} µs; F(999998) took {cost_us:.0} µs to compute: {summary}"
+    );
+    Ok(())
+}

@@ -11,7 +11,10 @@ use std::fmt::Write;
 const BASE: u64 = 1_000_000_000_000_000_000;
 const BASE_DIGITS: usize = 18;
 
-/// F(n), F(n+1), F(n+2), ... as decimal strings.
+/// F(n), F(n+1), F(n+2), ... as decimal strings. A clone continues from the
+/// same place: a copy of the start of a cycle restarts it without computing
+/// F(n) again.
+#[derive(Debug, Clone)]
 pub struct DecimalSequence {
     /// F(k) and F(k+1) for the next k to yield, little-endian base-10^18 limbs.
     current: Vec<u64>,
