@@ -34,11 +34,13 @@ pub struct Cli {
     /// First n of the run.
     #[arg(long, default_value_t = 0, value_name = "N", conflicts_with_all = ["n", "n_range", "fixed_n"])]
     pub start: u64,
-    /// Send requests for this long instead of --count of them.
+    /// Send requests for this long instead of --count of them (0.001 to
+    /// 86400).
     #[arg(long, value_name = "SECS", conflicts_with = "n")]
     pub duration: Option<f64>,
     /// Open loop: send R requests per second on a fixed schedule (at most
     /// --inflight outstanding); latency is counted from when each was due.
+    /// R from 0.01 to 1000000.
     #[arg(long, value_name = "R", conflicts_with = "n")]
     pub rate: Option<f64>,
     /// Requests sent and checked before the measured ones, not counted.
@@ -50,7 +52,8 @@ pub struct Cli {
     /// Ask for the same n every time.
     #[arg(long, value_name = "N", conflicts_with = "n")]
     pub fixed_n: Option<u64>,
-    /// Print a line per interval on stderr: requests, rate, p50/p99/max.
+    /// Print a line per interval on stderr: requests, rate, p50/p99/max
+    /// (0.1 to 86400).
     #[arg(long, value_name = "SECS", conflicts_with = "n")]
     pub interval: Option<f64>,
     /// Write the summary and the run's parameters as JSON.
@@ -76,7 +79,8 @@ pub struct Cli {
         conflicts_with = "n"
     )]
     pub baseline: Option<PathBuf>,
-    /// With --baseline: exit 6 when mean or p99 is worse by more than PCT %.
+    /// With --baseline: exit 6 when mean or p99 is worse by more than PCT %
+    /// (0 to 10000).
     #[arg(long, value_name = "PCT", requires = "baseline")]
     pub max_regression: Option<f64>,
     /// Ask for F(N) once and print it alone on stdout.
@@ -90,8 +94,8 @@ pub struct Cli {
     #[arg(long, default_value_t = 1, value_name = "K",
           value_parser = clap::value_parser!(u16).range(1..))]
     pub inflight: u16,
-    /// Seconds to wait for each reply before sending the request again, at
-    /// most 86400.
+    /// Seconds to wait for each reply before sending the request again
+    /// (0.001 to 86400).
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub timeout: f64,
     /// Resends of a request that timed out, before giving up with exit 5.

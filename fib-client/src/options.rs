@@ -17,8 +17,63 @@ use std::time::Duration;
 /// F(n), and F(10^7) (2 million digits) already takes about a second.
 pub const MAX_CHECKED_N: u64 = common::protocol::MAX_N;
 
+/// The values a number flag accepts, both ends included, and what it counts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    pub min: f64,
+    pub max: f64,
+    pub unit: &'static str,
+}
+
+impl Bounds {
+    /// `value` if it is a number within the bounds, else a usage error (exit
+    /// 2) that names them. NaN and the infinities are outside any bounds.
+    pub fn check(&self, flag: &str, value: f64) -> Result<f64> {
+        if value.is_finite() && value >= self.min && value <= self.max {
+            Ok(value)
+        } else {
+            Err(usage(format!(
+                "{flag} {value} is out of range: {} from {} to {}",
+                self.unit, self.min, self.max
+            )))
+        }
+    }
+}
+
+/// `--timeout`: 1 ms (shorter than any round trip through a broker) to a day.
+pub const TIMEOUT: Bounds = Bounds {
+    min: 0.001,
+    max: 86_400.0,
+    unit: "seconds",
+};
+/// `--duration`: 1 ms to a day.
+pub const DURATION: Bounds = Bounds {
+    min: 0.001,
+    max: 86_400.0,
+    unit: "seconds",
+};
+/// `--interval`: at most ten lines a second, at least one a day.
+pub const INTERVAL: Bounds = Bounds {
+    min: 0.1,
+    max: 86_400.0,
+    unit: "seconds",
+};
+/// `--rate`: one request per 100 s to a million a second (far above what a
+/// broker takes; its interval, 1 µs, is still a `Duration`).
+pub const RATE: Bounds = Bounds {
+    min: 0.01,
+    max: 1_000_000.0,
+    unit: "requests per second",
+};
+/// `--max-regression`: 0 to 10,000 % (a hundred times worse).
+pub const MAX_REGRESSION: Bounds = Bounds {
+    min: 0.0,
+    max: 10_000.0,
+    unit: "percent",
+};
+
 /// The longest wait for one reply that `--timeout` accepts, in seconds.
-pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+pub const MAX_TIMEOUT_SECS: f64 = TIMEOUT.max;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -111,13 +166,7 @@ pub enum Output {
 
 impl Options {
     pub fn from_cli(cli: &Cli) -> Result<Options> {
-        if !(cli.timeout.is_finite() && cli.timeout > 0.0 && cli.timeout <= MAX_TIMEOUT_SECS) {
-            return Err(Failure::Usage(format!(
-                "--timeout {} is not a number of seconds in (0, {MAX_TIMEOUT_SECS}]",
-                cli.timeout
-            ))
-            .into());
-        }
+        let timeout = Duration::from_secs_f64(TIMEOUT.check("--timeout", cli.timeout)?);
         check_name("--routing-key", &cli.routing_key)?;
         if cli.count == 0 && cli.duration.is_none() && cli.n.is_none() {
             return Err(usage("--count must be at least 1".into()));
@@ -143,32 +192,30 @@ impl Options {
             None => Mode::Benchmark(Load {
                 workload,
                 stop: match cli.duration {
-                    Some(secs) => Stop::After(seconds("--duration", secs)?),
+                    Some(secs) => {
+                        Stop::After(Duration::from_secs_f64(DURATION.check("--duration", secs)?))
+                    }
                     None => Stop::Count(cli.count),
                 },
                 warmup: cli.warmup,
-                rate: cli.rate.map(rate).transpose()?,
+                rate: cli.rate.map(|r| RATE.check("--rate", r)).transpose()?,
             }),
         };
         let interval = cli
             .interval
-            .map(|secs| seconds("--interval", secs))
+            .map(|secs| {
+                INTERVAL
+                    .check("--interval", secs)
+                    .map(Duration::from_secs_f64)
+            })
             .transpose()?;
         let gate = match (&cli.baseline, cli.max_regression) {
-            (Some(baseline), Some(pct)) => {
-                if !(pct.is_finite() && pct >= 0.0) {
-                    return Err(usage(format!(
-                        "--max-regression {pct} is not a percentage >= 0"
-                    )));
-                }
-                Some(Gate {
-                    baseline: baseline.clone(),
-                    max_regression: pct,
-                })
-            }
+            (Some(baseline), Some(pct)) => Some(Gate {
+                baseline: baseline.clone(),
+                max_regression: MAX_REGRESSION.check("--max-regression", pct)?,
+            }),
             _ => None,
         };
-        let timeout = Duration::from_secs_f64(cli.timeout);
         let connection: ConnectionSettings = cli.connection.settings()?;
         Ok(Options {
             connection,
@@ -211,28 +258,6 @@ pub fn reconnect_budget(timeout: Duration, retries: u32) -> Duration {
 
 fn usage(message: String) -> anyhow::Error {
     Failure::Usage(message).into()
-}
-
-/// A length of time given in seconds: positive, at most a day.
-fn seconds(flag: &str, secs: f64) -> Result<Duration> {
-    if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 {
-        Ok(Duration::from_secs_f64(secs))
-    } else {
-        Err(usage(format!(
-            "{flag} {secs} is not a number of seconds in (0, 86400]"
-        )))
-    }
-}
-
-/// Requests per second: positive, at most a million.
-fn rate(r: f64) -> Result<f64> {
-    if r.is_finite() && r > 0.0 && r <= 1e6 {
-        Ok(r)
-    } else {
-        Err(usage(format!(
-            "--rate {r} is not a number of requests per second in (0, 1000000]"
-        )))
-    }
 }
 
 /// `A..B`: n from A up to B-1, not empty.
@@ -333,9 +358,64 @@ mod tests {
             &["--interval", "0"],
             &["--count", "0"],
             &["--baseline", "b.json", "--max-regression=-5"],
+            &["--baseline", "b.json", "--max-regression", "1e9"],
+            &["--rate", "1e-30"],
+            &["--rate", "inf"],
+            &["--interval", "0.000001"],
+            &["--timeout", "1e-300"],
+            &["--duration", "1e300"],
         ] {
             let error = options(args).expect_err(&format!("{args:?} accepted"));
             assert_eq!(common::exit_code(&error), common::exit::USAGE, "{args:?}");
+        }
+    }
+
+    /// Every number flag with the bounds it must keep.
+    const NUMBER_FLAGS: [(&str, Bounds); 5] = [
+        ("--rate", RATE),
+        ("--duration", DURATION),
+        ("--interval", INTERVAL),
+        ("--timeout", TIMEOUT),
+        ("--max-regression", MAX_REGRESSION),
+    ];
+
+    proptest::proptest! {
+        /// Any number given to a number flag is taken exactly when it is
+        /// within the flag's bounds, and refused otherwise with exit 2 and a
+        /// message naming them; never a panic, also when the run is set up.
+        #[test]
+        fn number_flags_take_their_range_and_name_it_otherwise(
+            value in proptest::prop_oneof![
+                proptest::num::f64::ANY,
+                -1e7f64..1e7,
+                0.0f64..1.0,
+                proptest::sample::select(vec![0.001, 0.01, 0.1, 86_400.0, 1e6, 1e4, 0.0]),
+            ],
+            which in 0usize..NUMBER_FLAGS.len(),
+        ) {
+            let (flag, bounds) = NUMBER_FLAGS[which];
+            let given = format!("{flag}={value}");
+            let mut args = vec!["--fixed-n", "1", given.as_str()];
+            if flag == "--max-regression" {
+                args.extend(["--baseline", "b.json"]);
+            }
+            let inside = value.is_finite() && value >= bounds.min && value <= bounds.max;
+            match options(&args) {
+                Ok(options) => {
+                    proptest::prop_assert!(inside, "{} accepted", given);
+                    drop(crate::measure::Run::new(options.plan()));
+                }
+                Err(error) => {
+                    proptest::prop_assert!(!inside, "{} refused: {:#}", given, error);
+                    proptest::prop_assert_eq!(common::exit_code(&error), common::exit::USAGE);
+                    let range = format!("from {} to {}", bounds.min, bounds.max);
+                    let message = error.to_string();
+                    proptest::prop_assert!(
+                        message.contains(&range) && message.contains(flag),
+                        "{}", message
+                    );
+                }
+            }
         }
     }
 }
