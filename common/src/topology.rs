@@ -3,7 +3,7 @@
 //! against the other's declarations without PRECONDITION_FAILED.
 
 use crate::failure::Failure;
-use crate::protocol::{DEFAULT_BINDING_KEY, DEFAULT_EXCHANGE, DEFAULT_QUEUE};
+use crate::protocol::{printable, DEFAULT_BINDING_KEY, DEFAULT_EXCHANGE, DEFAULT_QUEUE};
 use amiquip::{AmqpValue, Channel, Exchange, ExchangeDeclareOptions, ExchangeType, FieldTable};
 use amiquip::{Queue, QueueDeclareOptions};
 
@@ -101,14 +101,15 @@ pub fn declare_exchange<'a>(channel: &'a Channel, name: &str) -> amiquip::Result
 }
 
 /// The request queue, durable and shared, bound to the exchange (a quorum
-/// queue's dead letters are declared by [`declare_dead_letters`]). Returns the queue
-/// as declared (with its message count). A queue that exists with other
-/// arguments (another type, above all) is a usage error naming the fix.
+/// queue's dead letters are declared by [`declare_dead_letters`]). Returns
+/// the queue as declared (with its message count). The queue is declared
+/// first: if it exists with other arguments the broker refuses before
+/// anything has been created, and the refusal is a usage error naming what
+/// differs and the fix. An exchange that exists as another type is one too.
 pub fn declare_request_queue<'a>(
     channel: &'a Channel,
     topology: &Topology,
 ) -> anyhow::Result<Queue<'a>> {
-    let exchange = declare_exchange(channel, &topology.exchange)?;
     let queue = channel
         .queue_declare(
             topology.queue.as_str(),
@@ -119,7 +120,9 @@ pub fn declare_request_queue<'a>(
                 arguments: topology.queue_arguments(),
             },
         )
-        .map_err(|error| inequivalent(error, topology))?;
+        .map_err(|error| queue_mismatch(error, topology))?;
+    let exchange = declare_exchange(channel, &topology.exchange)
+        .map_err(|error| exchange_mismatch(error, &topology.exchange))?;
     queue.bind(&exchange, topology.binding_key.as_str(), FieldTable::new())?;
     Ok(queue)
 }
@@ -149,27 +152,172 @@ pub fn declare_dead_letters(channel: &Channel, topology: &Topology) -> anyhow::R
     Ok(queue.declared_message_count().unwrap_or(0))
 }
 
-/// PRECONDITION_FAILED on the request queue: it exists with other arguments.
-/// Its type cannot change in place, so reconnecting would never help.
-fn inequivalent(error: amiquip::Error, topology: &Topology) -> anyhow::Error {
-    let amiquip::Error::ServerClosedChannel {
-        code: 406, message, ..
-    } = &error
-    else {
+/// What a PRECONDITION_FAILED (406) on a declaration says differs, as the
+/// broker words it: "inequivalent arg 'x-delivery-limit' for queue 'q' in
+/// vhost '/': received the value '3' of type 'long' but current is the
+/// value '5' of type 'long'".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inequivalent {
+    /// The argument or property: `x-queue-type`, `durable`, `type`, ...
+    pub argument: String,
+    /// What the declaration asked for; None when it did not set it.
+    pub declared: Option<String>,
+    /// What the existing queue or exchange has; None when it has none.
+    pub current: Option<String>,
+}
+
+impl Inequivalent {
+    /// Reads the broker's message; None if it is not worded as above.
+    pub fn parse(message: &str) -> Option<Inequivalent> {
+        let (_, rest) = message.split_once("inequivalent arg '")?;
+        let (argument, rest) = rest.split_once('\'')?;
+        let (_, values) = rest.split_once(": received ")?;
+        let (declared, current) = values.rsplit_once(" but current is ")?;
+        Some(Inequivalent {
+            argument: argument.to_string(),
+            declared: value(declared)?,
+            current: value(current)?,
+        })
+    }
+}
+
+/// `none` (None), `'true'` or `the value '5' of type 'long'` (Some("5")); an
+/// unexpected form is None, the whole message unreadable.
+fn value(text: &str) -> Option<Option<String>> {
+    let text = text.trim();
+    if text.starts_with("none") {
+        return Some(None);
+    }
+    let (_, quoted) = text.split_once('\'')?;
+    let (value, _) = quoted.split_once('\'')?;
+    Some(Some(value.to_string()))
+}
+
+/// The broker's 406 text of `error`, if it is one.
+fn precondition_failed(error: &amiquip::Error) -> Option<&str> {
+    match error {
+        amiquip::Error::ServerClosedChannel {
+            code: 406, message, ..
+        } => Some(message),
+        _ => None,
+    }
+}
+
+/// PRECONDITION_FAILED on the request queue: it exists with other arguments
+/// than this server declares. Says which argument differs, both values and
+/// the fix; reconnecting would never help.
+fn queue_mismatch(error: amiquip::Error, topology: &Topology) -> anyhow::Error {
+    let Some(message) = precondition_failed(&error) else {
         return error.into();
     };
+    let explained = Inequivalent::parse(message)
+        .map(|differs| explain_queue_mismatch(&differs, topology))
+        .unwrap_or_else(|| {
+            format!(
+                "queue {:?} already exists with other arguments than this server declares",
+                topology.queue
+            )
+        });
+    let says = printable(message, 300);
+    Failure::Usage(format!("{explained} (the broker says: {says})")).into()
+}
+
+/// The sentence for one differing argument of the request queue, ending with
+/// the fix: a flag where one matches the existing queue, else deleting it.
+pub fn explain_queue_mismatch(differs: &Inequivalent, topology: &Topology) -> String {
     let queue = &topology.queue;
-    let asked = topology.queue_type.as_str();
-    let other = match topology.queue_type {
-        QueueType::Classic => QueueType::Quorum,
-        QueueType::Quorum => QueueType::Classic,
+    let delete =
+        format!("delete the queue (rabbitmqctl delete_queue {queue}; the requests in it are lost)");
+    let shown = |value: &Option<String>| match value {
+        Some(value) => printable(value, 60),
+        None => "none".to_string(),
+    };
+    let (current, declared) = (shown(&differs.current), shown(&differs.declared));
+    match differs.argument.as_str() {
+        "x-queue-type" => {
+            // A queue declared without x-queue-type is a classic queue.
+            let existing = differs.current.as_deref().unwrap_or("classic");
+            let asked = topology.queue_type.as_str();
+            let flag = match existing {
+                "classic" | "quorum" => {
+                    format!("start the server with --queue-type {existing}, or ")
+                }
+                _ => String::new(),
+            };
+            format!(
+                "queue {queue:?} already exists with another x-queue-type: it is a {} queue, \
+                 and this server declares a {asked} queue (--queue-type {asked}); a queue's \
+                 type cannot change: {flag}{delete}",
+                printable(existing, 60)
+            )
+        }
+        "x-delivery-limit" => {
+            let flag = match &differs.current {
+                Some(limit) if limit.parse::<u32>().is_ok() => {
+                    format!("start the server with --delivery-limit {limit}, or ")
+                }
+                _ => String::new(),
+            };
+            format!(
+                "queue {queue:?} already exists with another x-delivery-limit: it has delivery \
+                 limit {current}, and this server declares {declared} (--delivery-limit \
+                 {declared}); a queue's arguments cannot change: {flag}{delete}"
+            )
+        }
+        // The broker checks x-dead-letter-exchange before x-queue-type, so
+        // this is what it names when the type differs too.
+        "x-dead-letter-exchange" => {
+            let ours = topology.dead_letter_exchange();
+            let (what, fix) = match (topology.queue_type, differs.current.as_deref()) {
+                (QueueType::Quorum, None) => (
+                    "a queue without one is a classic queue, as pika and --queue-type classic \
+                     declare it (or another program's queue)",
+                    "start the server with --queue-type classic, or ",
+                ),
+                (QueueType::Classic, Some(exchange)) if exchange == ours => (
+                    "that is the one a quorum fib-server declares: it is a quorum queue",
+                    "start the server with --queue-type quorum (and the --delivery-limit it \
+                     was declared with, default 5), or ",
+                ),
+                _ => ("the queue was declared by another program", ""),
+            };
+            format!(
+                "queue {queue:?} already exists with another x-dead-letter-exchange: it has \
+                 {current}, and this server declares {declared} (--queue-type {}); {what}; a \
+                 queue's type and arguments cannot change: {fix}{delete}",
+                topology.queue_type.as_str()
+            )
+        }
+        argument => format!(
+            "queue {queue:?} already exists with another {}: it has {current}, and this \
+             server declares {declared}: the queue was declared by another program; \
+             {delete}, or use another --queue",
+            printable(argument, 60)
+        ),
+    }
+}
+
+/// PRECONDITION_FAILED on the request exchange: it exists as another type
+/// (or not durable). Names what differs and the fix.
+fn exchange_mismatch(error: amiquip::Error, exchange: &str) -> anyhow::Error {
+    let Some(message) = precondition_failed(&error) else {
+        return error.into();
+    };
+    let differs = match Inequivalent::parse(message) {
+        Some(Inequivalent {
+            argument, current, ..
+        }) => format!(
+            " ({} {})",
+            printable(&argument, 60),
+            printable(current.as_deref().unwrap_or("none"), 60)
+        ),
+        None => String::new(),
     };
     Failure::Usage(format!(
-        "queue {queue:?} already exists with other arguments than this server declares \
-         (--queue-type {asked}); the broker says: {message}. A queue's type cannot change: \
-         delete the queue (rabbitmqctl delete_queue {queue}; the requests in it are lost) \
-         or start the server with the type it has (probably --queue-type {})",
-        other.as_str()
+        "exchange {exchange:?} already exists other than the durable topic exchange both \
+         programs declare{differs}: delete it (rabbitmqadmin delete exchange name={exchange}) \
+         or use another --exchange (the broker says: {})",
+        printable(message, 300)
     ))
     .into()
 }
@@ -186,4 +334,125 @@ pub fn declare_reply_queue(channel: &Channel) -> amiquip::Result<Queue<'_>> {
             ..QueueDeclareOptions::default()
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quorum_topology(limit: u32) -> Topology {
+        Topology {
+            queue: "task_queue".into(),
+            queue_type: QueueType::Quorum,
+            delivery_limit: limit,
+            ..Topology::default()
+        }
+    }
+
+    #[test]
+    fn reads_what_the_broker_says_differs() {
+        let limit = "PRECONDITION_FAILED - inequivalent arg 'x-delivery-limit' for queue \
+                     'task_queue' in vhost '/': received the value '3' of type 'long' but \
+                     current is the value '5' of type 'long'";
+        assert_eq!(
+            Inequivalent::parse(limit),
+            Some(Inequivalent {
+                argument: "x-delivery-limit".into(),
+                declared: Some("3".into()),
+                current: Some("5".into()),
+            })
+        );
+        let to_classic = "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue \
+                          'q' in vhost '/': received none but current is the value 'quorum' \
+                          of type 'longstr'";
+        assert_eq!(
+            Inequivalent::parse(to_classic),
+            Some(Inequivalent {
+                argument: "x-queue-type".into(),
+                declared: None,
+                current: Some("quorum".into()),
+            })
+        );
+        let durable = "PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'q' in \
+                       vhost '/': received 'true' but current is 'false'";
+        let parsed = Inequivalent::parse(durable).expect("durable");
+        assert_eq!(
+            (parsed.declared.as_deref(), parsed.current.as_deref()),
+            (Some("true"), Some("false"))
+        );
+        assert_eq!(Inequivalent::parse("PRECONDITION_FAILED - other"), None);
+        assert_eq!(Inequivalent::parse("inequivalent arg 'x"), None);
+    }
+
+    #[test]
+    fn each_difference_gets_its_own_fix() {
+        let differs =
+            |argument: &str, declared: Option<&str>, current: Option<&str>| Inequivalent {
+                argument: argument.into(),
+                declared: declared.map(str::to_string),
+                current: current.map(str::to_string),
+            };
+        // Another delivery limit on a quorum queue: not a type mismatch.
+        let text = explain_queue_mismatch(
+            &differs("x-delivery-limit", Some("3"), Some("5")),
+            &quorum_topology(3),
+        );
+        assert!(text.contains("delivery limit 5"), "{text}");
+        assert!(text.contains("--delivery-limit 5"), "{text}");
+        assert!(
+            !text.contains("--queue-type") && !text.contains("type cannot"),
+            "{text}"
+        );
+        // Quorum over classic, classic over quorum.
+        let text = explain_queue_mismatch(
+            &differs("x-queue-type", Some("quorum"), None),
+            &quorum_topology(5),
+        );
+        assert!(text.contains("is a classic queue"), "{text}");
+        assert!(text.contains("--queue-type classic"), "{text}");
+        let text = explain_queue_mismatch(
+            &differs("x-queue-type", None, Some("quorum")),
+            &Topology::default(),
+        );
+        assert!(text.contains("is a quorum queue"), "{text}");
+        assert!(text.contains("--queue-type quorum"), "{text}");
+        // A stream: no flag makes one; delete.
+        let text = explain_queue_mismatch(
+            &differs("x-queue-type", None, Some("stream")),
+            &Topology::default(),
+        );
+        assert!(!text.contains("--queue-type stream"), "{text}");
+        assert!(text.contains("delete_queue task_queue"), "{text}");
+        // Without a delivery limit: no flag gives "none".
+        let text = explain_queue_mismatch(
+            &differs("x-delivery-limit", Some("5"), None),
+            &quorum_topology(5),
+        );
+        assert!(!text.contains("--delivery-limit none"), "{text}");
+        // What the broker names when the type differs: the dead-letter
+        // exchange, checked first.
+        let text = explain_queue_mismatch(
+            &differs("x-dead-letter-exchange", Some("task_queue.dlx"), None),
+            &quorum_topology(5),
+        );
+        assert!(text.contains("classic queue"), "{text}");
+        assert!(text.contains("--queue-type classic"), "{text}");
+        let text = explain_queue_mismatch(
+            &differs("x-dead-letter-exchange", None, Some("task_queue.dlx")),
+            &Topology::default(),
+        );
+        assert!(text.contains("it is a quorum queue"), "{text}");
+        assert!(text.contains("--queue-type quorum"), "{text}");
+        for argument in ["x-dead-letter-exchange", "durable", "x-max-length"] {
+            let text = explain_queue_mismatch(
+                &differs(argument, Some("a"), Some("b\n")),
+                &quorum_topology(5),
+            );
+            assert!(text.contains(argument), "{text}");
+            assert!(
+                text.contains("delete_queue") && !text.contains('\n'),
+                "{text}"
+            );
+        }
+    }
 }

@@ -301,10 +301,72 @@ fn declaring_a_queue_over_one_of_the_other_type_is_a_usage_error() -> Result<()>
         let stderr = server.stderr().join("\n");
         assert_eq!(status.code(), Some(2), "{existing} -> {asked}: {stderr}");
         let queue = format!("{:?}", scratch.topology.queue);
-        for needle in [queue.as_str(), existing, asked, "delete_queue"] {
+        let is = format!("{existing} queue");
+        let fix = format!("start the server with --queue-type {existing}");
+        // The broker names the first argument it finds different.
+        for needle in [&queue, "inequivalent arg", &is, asked, &fix, "delete_queue"] {
             assert!(stderr.contains(needle), "{needle:?} missing from: {stderr}");
         }
         assert!(!stderr.contains("reconnecting"), "{stderr}");
+    }
+    Ok(())
+}
+
+#[test]
+fn an_exchange_of_another_type_is_a_usage_error_naming_it() -> Result<()> {
+    let scratch = Scratch::new("xtype");
+    let peer = Peer::connect()?;
+    peer.channel().exchange_declare(
+        amiquip::ExchangeType::Direct,
+        scratch.topology.exchange.as_str(),
+        amiquip::ExchangeDeclareOptions {
+            durable: true,
+            ..amiquip::ExchangeDeclareOptions::default()
+        },
+    )?;
+    let mut server = Spawned::start(&mut server_command(&scratch))?;
+    let status = server.wait(WAIT)?;
+    let stderr = server.stderr().join("\n");
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    let exchange = format!("{:?}", scratch.topology.exchange);
+    for needle in [
+        &exchange,
+        "topic exchange",
+        "(type direct)",
+        "another --exchange",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} missing from: {stderr}");
+    }
+    Ok(())
+}
+
+#[test]
+fn another_delivery_limit_is_a_usage_error_naming_the_limit_not_the_type() -> Result<()> {
+    let scratch = Scratch::new("qlimit");
+    let mut topology = scratch.topology.clone();
+    topology.queue_type = common::topology::QueueType::Quorum;
+    topology.delivery_limit = 5;
+    common::topology::declare_request_queue(Peer::connect()?.channel(), &topology)?;
+    let mut server = Spawned::start(server_command(&scratch).args([
+        "--queue-type",
+        "quorum",
+        "--delivery-limit",
+        "3",
+    ]))?;
+    let status = server.wait(WAIT)?;
+    let stderr = server.stderr().join("\n");
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    for needle in [
+        "x-delivery-limit",
+        "delivery limit 5",
+        "declares 3",
+        "--delivery-limit 5",
+        "delete_queue",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} missing from: {stderr}");
+    }
+    for wrong in ["--queue-type", "type cannot change"] {
+        assert!(!stderr.contains(wrong), "{wrong:?} in: {stderr}");
     }
     Ok(())
 }
