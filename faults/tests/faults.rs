@@ -346,3 +346,51 @@ fn amqps_with_a_ca_file() -> Result<()> {
     assert_password_hidden(&user, &[&server, &client, &untrusting]);
     Ok(())
 }
+
+/// Every start that ends in exit 2 on a queue that exists with other
+/// arguments declares nothing: the broker's queues and exchanges of the
+/// test's names are the same before and after.
+#[test]
+fn a_failed_start_leaves_nothing_behind() -> Result<()> {
+    use common::topology::QueueType;
+    let cases: [(&str, QueueType, u32, &[&str]); 3] = [
+        (
+            "classic, asked quorum",
+            QueueType::Classic,
+            5,
+            &["--queue-type", "quorum"],
+        ),
+        (
+            "quorum, asked classic",
+            QueueType::Quorum,
+            5,
+            &["--queue-type", "classic"],
+        ),
+        (
+            "quorum limit 5, asked 3",
+            QueueType::Quorum,
+            5,
+            &["--queue-type", "quorum", "--delivery-limit", "3"],
+        ),
+    ];
+    for (case, existing, limit, args) in cases {
+        let scratch = Scratch::new("failedstart");
+        let mut topology = scratch.topology.clone();
+        topology.queue_type = existing;
+        topology.delivery_limit = limit;
+        Peer::connect()?.declare(&topology)?;
+        let before = testkit::broker_objects(&scratch.prefix)?;
+        let mut server = testkit::Spawned::start(
+            std::process::Command::new(testkit::binary("fib-server"))
+                .args(scratch.url_and_exchange_args())
+                .args(["--queue", &scratch.topology.queue])
+                .args(args),
+        )?;
+        let status = server.wait(WAIT)?;
+        assert_eq!(status.code(), Some(2), "{case}: {:?}", server.stderr());
+        let after = testkit::broker_objects(&scratch.prefix)?;
+        assert_eq!(after, before, "{case}: the failed start declared something");
+        eprintln!("{case}: exit 2, broker objects before and after: {before:?}");
+    }
+    Ok(())
+}

@@ -115,6 +115,16 @@ fn consume(
 ) -> Result<()> {
     let channel = session.channel;
     let topology = &settings.topology;
+    // The request queue first: if it exists with other arguments, the
+    // broker refuses it before anything has been declared, and a failed
+    // start leaves nothing behind. Its dead-letter exchange may be declared
+    // after it: until then the broker drops what it would dead-letter.
+    let queue = topology::declare_request_queue(channel, topology).with_context(|| {
+        format!(
+            "cannot declare queue {:?} and exchange {:?}",
+            topology.queue, topology.exchange
+        )
+    })?;
     let queue_kind = match topology.queue_type {
         QueueType::Classic => "classic queue".to_string(),
         QueueType::Quorum => {
@@ -127,13 +137,6 @@ fn consume(
             )
         }
     };
-    let queue =
-        topology::declare_request_queue(channel, &settings.topology).with_context(|| {
-            format!(
-                "cannot declare exchange {:?} and queue {:?}",
-                settings.topology.exchange, settings.topology.queue
-            )
-        })?;
     channel.qos(0, settings.prefetch, false)?;
     let confirms = if settings.confirm_replies {
         Some(replier::enable_confirms(channel)?)

@@ -23,6 +23,24 @@ fn rabbitmqctl(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// The queues and exchanges of vhost `/` whose names contain `containing`,
+/// as "queue NAME" and "exchange NAME", from `rabbitmqctl list_queues` and
+/// `list_exchanges`: what a program under test declared, seen from outside.
+pub fn broker_objects(containing: &str) -> Result<std::collections::BTreeSet<String>> {
+    let mut objects = std::collections::BTreeSet::new();
+    for kind in ["queue", "exchange"] {
+        let listing = rabbitmqctl(&[&format!("list_{kind}s"), "--no-table-headers", "name"])?;
+        objects.extend(
+            listing
+                .lines()
+                .map(str::trim)
+                .filter(|name| name.contains(containing))
+                .map(|name| format!("{kind} {name}")),
+        );
+    }
+    Ok(objects)
+}
+
 /// A broker user with a distinctive password, deleted on drop. Its URL lets
 /// a test check that the password never reaches any output.
 pub struct SecretUser {

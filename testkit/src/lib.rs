@@ -13,7 +13,7 @@ pub mod readme;
 mod scratch;
 mod server;
 
-pub use broker::{ensure_broker, BrokerRestarts, SecretUser, TlsListener};
+pub use broker::{broker_objects, ensure_broker, BrokerRestarts, SecretUser, TlsListener};
 pub use cluster::Cluster;
 pub use peer::Peer;
 pub use pika::{python, script as pika_script};

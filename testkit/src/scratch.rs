@@ -7,6 +7,8 @@ use uuid::Uuid;
 /// Unique exchange and queue names for one test; both are deleted on drop.
 pub struct Scratch {
     pub topology: Topology,
+    /// What every name of this scratch begins with.
+    pub prefix: String,
 }
 
 impl Scratch {
@@ -19,6 +21,7 @@ impl Scratch {
                 queue: format!("{prefix}.queue"),
                 ..Topology::default()
             },
+            prefix,
         }
     }
 
