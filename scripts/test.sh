@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: broker, pika venv, fmt, clippy, cargo test, fault suite
+# The whole test suite: broker, prometheus and promtool, pika venv, fmt, clippy, cargo test, fault suite
 # (with the broker restarts and the cluster faults, each run alone).
 # Extra arguments are passed to `cargo test`.
 set -euo pipefail
@@ -8,6 +8,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 echo "== broker" >&2
 bash scripts/broker.sh
+
+echo "== prometheus (its own instance per test; the package's service is never started)" >&2
+bash scripts/prometheus.sh
 
 echo "== pika venv" >&2
 FIB_RPC_PYTHON="$(bash scripts/pika-venv.sh)"

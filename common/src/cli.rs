@@ -73,6 +73,16 @@ pub fn parse_url(text: &str) -> Result<AmqpUrl> {
     AmqpUrl::parse(text)
 }
 
+/// `--metrics ADDR`: where to serve metrics and health probes, if at all.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics (/metrics) and health probes (/healthz,
+    /// /readyz) over HTTP at ADDR, HOST:PORT such as 127.0.0.1:9464; port 0
+    /// picks a free port, which the ready line names. Off by default.
+    #[arg(long = "metrics", env = "FIB_METRICS_ADDR", value_name = "ADDR")]
+    pub addr: Option<String>,
+}
+
 /// `-q` and `-v`. Each program words their help for what it prints, with
 /// `mut_arg`; the flags themselves are these.
 #[derive(Debug, Clone, Copy, clap::Args)]

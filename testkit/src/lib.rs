@@ -5,10 +5,12 @@
 mod broker;
 mod cluster;
 pub mod edges;
+pub mod http;
 pub mod links;
 mod peer;
 mod pika;
 mod process;
+pub mod prometheus;
 pub mod readme;
 mod scratch;
 mod server;
