@@ -13,6 +13,7 @@
 //! at the same time both compute it; the second insertion replaces the
 //! first.
 
+use crate::monitoring::CacheMetrics;
 use lru::LruCache;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -28,6 +29,8 @@ pub struct ReplyCache {
     /// The sum of `cost` over the entries; at most `capacity`.
     bytes: usize,
     capacity: usize,
+    /// Entries evicted to make room, since the cache was made.
+    evictions: u64,
 }
 
 /// The bytes an entry of `digits` counts against the bound.
@@ -43,6 +46,7 @@ impl ReplyCache {
             entries: LruCache::unbounded(),
             bytes: 0,
             capacity,
+            evictions: 0,
         }
     }
 
@@ -65,7 +69,10 @@ impl ReplyCache {
         }
         while self.bytes + size > self.capacity {
             match self.entries.pop_lru() {
-                Some((_, evicted)) => self.bytes -= cost(&evicted),
+                Some((_, evicted)) => {
+                    self.bytes -= cost(&evicted);
+                    self.evictions += 1;
+                }
                 // Unreachable: an empty cache has room for `size`.
                 None => break,
             }
@@ -73,6 +80,11 @@ impl ReplyCache {
         self.entries.push(n, digits);
         self.bytes += size;
         true
+    }
+
+    /// Entries evicted to make room so far.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
     }
 
     /// The bytes held, as counted against the capacity.
@@ -95,22 +107,53 @@ impl ReplyCache {
 }
 
 /// The cache all of a server's workers share; `None` inside when turned off
-/// (`--cache-mb 0`), so that a server without a cache takes no lock.
-pub struct SharedCache(Option<Mutex<ReplyCache>>);
+/// (`--cache-mb 0`), so that a server without a cache takes no lock. Its
+/// counters are updated under the same lock, as atomics.
+pub struct SharedCache {
+    cache: Option<Mutex<ReplyCache>>,
+    metrics: CacheMetrics,
+}
 
 impl SharedCache {
     pub fn new(capacity: usize) -> SharedCache {
-        SharedCache((capacity > 0).then(|| Mutex::new(ReplyCache::new(capacity))))
+        SharedCache::with_metrics(capacity, CacheMetrics::unregistered())
     }
 
+    pub fn with_metrics(capacity: usize, metrics: CacheMetrics) -> SharedCache {
+        SharedCache {
+            cache: (capacity > 0).then(|| Mutex::new(ReplyCache::new(capacity))),
+            metrics,
+        }
+    }
+
+    /// F(n) if cached; a hit or a miss is counted (nothing when off).
     pub fn get(&self, n: u64) -> Option<Arc<str>> {
-        self.0.as_ref().and_then(|cache| lock(cache).get(n))
+        let cache = self.cache.as_ref()?;
+        let found = lock(cache).get(n);
+        match found {
+            Some(_) => self.metrics.hits.inc(),
+            None => self.metrics.misses.inc(),
+        }
+        found
     }
 
     pub fn insert(&self, n: u64, digits: Arc<str>) -> bool {
-        self.0
-            .as_ref()
-            .is_some_and(|cache| lock(cache).insert(n, digits))
+        let Some(cache) = self.cache.as_ref() else {
+            return false;
+        };
+        let mut cache = lock(cache);
+        let evicted_before = cache.evictions();
+        let inserted = cache.insert(n, digits);
+        self.metrics
+            .evictions
+            .inc_by(cache.evictions() - evicted_before);
+        self.metrics
+            .entries
+            .set(i64::try_from(cache.len()).unwrap_or(i64::MAX));
+        self.metrics
+            .bytes
+            .set(i64::try_from(cache.bytes()).unwrap_or(i64::MAX));
+        inserted
     }
 }
 
@@ -207,6 +250,27 @@ mod tests {
         let shared = SharedCache::new(0);
         assert!(!shared.insert(1, digits(1)));
         assert!(shared.get(1).is_none());
+    }
+
+    #[test]
+    fn the_shared_cache_counts_hits_misses_evictions_entries_and_bytes() {
+        let metrics = CacheMetrics::unregistered();
+        let shared = SharedCache::with_metrics(2 * (100 + ENTRY_OVERHEAD), metrics.clone());
+        assert!(shared.get(1).is_none());
+        for n in [1, 2, 3] {
+            assert!(shared.insert(n, digits(100)));
+        }
+        assert!(shared.get(3).is_some());
+        assert!(shared.get(1).is_none(), "evicted by 3");
+        assert_eq!((metrics.hits.get(), metrics.misses.get()), (1, 2));
+        assert_eq!(metrics.evictions.get(), 1);
+        assert_eq!(metrics.entries.get(), 2);
+        assert_eq!(metrics.bytes.get(), 2 * (100 + ENTRY_OVERHEAD) as i64);
+        // Off: nothing counted.
+        let off_metrics = CacheMetrics::unregistered();
+        let off = SharedCache::with_metrics(0, off_metrics.clone());
+        assert!(off.get(1).is_none());
+        assert_eq!(off_metrics.misses.get(), 0);
     }
 
     #[test]

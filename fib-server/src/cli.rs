@@ -3,7 +3,7 @@
 use crate::Settings;
 use anyhow::Result;
 use clap::Parser;
-use common::cli::{ConnectionArgs, VerbosityArgs, LOG_NOTE};
+use common::cli::{ConnectionArgs, MetricsArgs, VerbosityArgs, LOG_NOTE};
 use common::exit::{self, Program};
 use common::failure::Failure;
 use common::protocol::{check_name, DEFAULT_BINDING_KEY, DEFAULT_MAX_N, DEFAULT_QUEUE, MAX_N};
@@ -71,6 +71,8 @@ pub struct Cli {
     #[arg(long)]
     pub no_confirm: bool,
     #[command(flatten)]
+    pub metrics: MetricsArgs,
+    #[command(flatten)]
     pub verbosity: VerbosityArgs,
 }
 
@@ -109,6 +111,7 @@ impl Cli {
                     self.cache_mb
                 ))
             })?,
+            metrics_addr: self.metrics.addr.clone(),
         })
     }
 }

@@ -1,13 +1,15 @@
 //! One request in, one reply out: parse, compute, hand to the replier.
 
 use crate::cache::SharedCache;
+use crate::monitoring::ServerMetrics;
 use crate::replier::{Replier, Reply};
 use crate::Settings;
 use amiquip::{Channel, Delivery};
 use anyhow::Result;
-use common::protocol::{self, abbreviate, printable, RequestError};
+use common::protocol::{self, abbreviate, printable, ErrorCode, RequestError};
 use common::topology::QueueType;
 use log::{debug, info, warn};
+use metrics::prometheus::Histogram;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,6 +34,17 @@ pub fn answer(body: &[u8], max_n: u64) -> Answer {
 /// The reply to a request body: from `cache` if it holds F(n), else computed
 /// and offered to `cache`.
 pub fn answer_with(body: &[u8], max_n: u64, cache: &SharedCache) -> Answer {
+    answer_timed(body, max_n, cache, None)
+}
+
+/// [`answer_with`], with the time spent computing F(n) (on a cache miss)
+/// observed in `compute`.
+fn answer_timed(
+    body: &[u8],
+    max_n: u64,
+    cache: &SharedCache,
+    compute: Option<&Histogram>,
+) -> Answer {
     match protocol::parse_request(body, max_n) {
         Ok(n) => match cache.get(n) {
             Some(digits) => Answer::Value {
@@ -40,7 +53,11 @@ pub fn answer_with(body: &[u8], max_n: u64, cache: &SharedCache) -> Answer {
                 cached: true,
             },
             None => {
+                let started = Instant::now();
                 let digits: Arc<str> = fib_math::fibonacci_decimal(n).into();
+                if let Some(compute) = compute {
+                    compute.observe(started.elapsed().as_secs_f64());
+                }
                 cache.insert(n, Arc::clone(&digits));
                 Answer::Value {
                     n,
@@ -62,8 +79,14 @@ pub(crate) fn respond(
     delivery: Delivery,
     settings: &Settings,
     cache: &SharedCache,
+    metrics: &ServerMetrics,
 ) -> Result<()> {
     let started = Instant::now();
+    metrics.received.inc();
+    metrics.reply.in_flight.inc();
+    if delivery.redelivered {
+        metrics.redelivered.inc();
+    }
     let correlation_id = delivery.properties.correlation_id().clone();
     // From the network: escaped and shortened before it reaches a log line.
     let id = &printable(correlation_id.as_deref().unwrap_or("-"), 40);
@@ -84,9 +107,11 @@ pub(crate) fn respond(
             "dropped a request without reply_to (correlation id {id}, {} bytes)",
             delivery.body.len()
         );
+        metrics.dropped.inc();
         return replier.drop_request(delivery);
     };
-    let answer = answer_with(&delivery.body, settings.max_n, cache);
+    let compute = Some(&metrics.compute);
+    let answer = answer_timed(&delivery.body, settings.max_n, cache, compute);
     // The body is the cache's own digits, shared, not copied.
     let (body, error): (Arc<[u8]>, _) = match &answer {
         Answer::Value { digits, .. } => (Arc::clone(digits).into(), None),
@@ -100,7 +125,14 @@ pub(crate) fn respond(
     };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     // The reply goes out first: the log line is not on the round trip.
-    replier.reply(delivery, reply)?;
+    replier.reply(delivery, started, reply)?;
+    match &answer {
+        Answer::Value { .. } => metrics.answered.inc(),
+        Answer::Refused(error) => match error.code {
+            ErrorCode::InvalidRequest => metrics.refused_invalid.inc(),
+            ErrorCode::TooLarge => metrics.refused_too_large.inc(),
+        },
+    }
     match &answer {
         Answer::Value { n, digits, cached } => info!(
             "n={n} id={id} -> {} digits {} in {elapsed_ms:.3} ms{}",
@@ -116,7 +148,6 @@ pub(crate) fn respond(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::protocol::ErrorCode;
 
     #[test]
     fn answers_values_and_refusals() {

@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod cli;
 mod handler;
+pub mod monitoring;
 mod replier;
 mod server;
 pub mod shutdown;

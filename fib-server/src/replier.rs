@@ -17,6 +17,7 @@
 //! The replier speaks to the broker only through [`ReplyChannel`], so its
 //! state machine is tested below without one.
 
+use crate::monitoring::ReplyMetrics;
 use amiquip::{AmqpProperties, Channel, Confirm, ConfirmSmoother, Delivery, Publish};
 use anyhow::Result;
 use common::failure::Failure;
@@ -134,6 +135,7 @@ pub struct Replier<'a, C: ReplyChannel> {
     /// Requests given up because the broker refused every publish of their
     /// reply.
     refused: u64,
+    metrics: ReplyMetrics,
 }
 
 /// A request whose reply is published and awaits its confirm, or was
@@ -145,6 +147,8 @@ struct Pending<R> {
     attempts: u32,
     /// When the reply was last published, or when it is due again.
     at: Instant,
+    /// When the request was delivered: its ack ends its delivery-to-ack time.
+    received: Instant,
 }
 
 struct Confirms<R> {
@@ -187,7 +191,14 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
             confirms,
             dead_letter_queue: None,
             refused: 0,
+            metrics: ReplyMetrics::unregistered(),
         }
+    }
+
+    /// Counts what happens to replies in `metrics` (not counted by default).
+    pub fn with_metrics(mut self, metrics: ReplyMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Names, in the log line of a given-up request, the queue where the
@@ -197,24 +208,34 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
         self
     }
 
-    /// Publishes the reply to `request`, then acks the request at once
-    /// (confirms off) or once the reply is confirmed.
-    pub fn reply(&mut self, request: C::Request, reply: Reply) -> Result<()> {
-        self.channel.publish(reply.publish())?;
+    /// Publishes the reply to `request` (delivered at `received`), then acks
+    /// the request at once (confirms off) or once the reply is confirmed.
+    pub fn reply(&mut self, request: C::Request, received: Instant, reply: Reply) -> Result<()> {
+        if let Err(error) = self.channel.publish(reply.publish()) {
+            // The request goes with the connection: the broker redelivers it.
+            self.metrics.failed.inc();
+            self.metrics.in_flight.dec();
+            return Err(error);
+        }
         match &mut self.confirms {
             Some(confirms) => confirms.parked.push_back(Pending {
                 request,
                 reply,
                 attempts: 1,
                 at: Instant::now(),
+                received,
             }),
-            None => self.channel.ack(request, false)?,
+            None => {
+                self.channel.ack(request, false)?;
+                self.metrics.acked(received);
+            }
         }
         Ok(())
     }
 
     /// Acks a request that needs no reply.
     pub fn drop_request(&mut self, request: C::Request) -> Result<()> {
+        self.metrics.in_flight.dec();
         self.channel.ack(request, false)
     }
 
@@ -284,7 +305,11 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
                 continue;
             }
             let mut pending = confirms.retries.swap_remove(k);
-            self.channel.publish(pending.reply.publish())?;
+            if let Err(error) = self.channel.publish(pending.reply.publish()) {
+                self.metrics.failed.inc();
+                self.metrics.in_flight.dec();
+                return Err(error);
+            }
             pending.attempts += 1;
             pending.at = now;
             debug!(
@@ -307,6 +332,7 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
         let Some(confirms) = &mut self.confirms else {
             return Ok(());
         };
+        let metrics = &self.metrics;
         let mut last_confirmed: Option<C::Request> = None;
         let mut next = Some(first);
         while let Some(raw) = next.take().or_else(|| confirms.receiver.try_recv().ok()) {
@@ -319,15 +345,21 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
                 let refused_before = pending.attempts > 1;
                 match confirm {
                     Confirm::Ack(_) if confirms.refused_unsettled == 0 => {
+                        metrics.confirmed.inc();
+                        // Acked below, with the run it ends, at once.
+                        metrics.acked(pending.received);
                         last_confirmed = Some(pending.request);
                     }
                     Confirm::Ack(_) => {
+                        metrics.confirmed.inc();
                         if refused_before {
                             confirms.refused_unsettled -= 1;
                         }
                         self.channel.ack(pending.request, false)?;
+                        metrics.acked(pending.received);
                     }
                     Confirm::Nack(_) => {
+                        metrics.nacked.inc();
                         if let Some(done) = last_confirmed.take() {
                             self.channel.ack(done, true)?;
                         }
@@ -348,6 +380,8 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
                                 confirms.refused_unsettled -= 1;
                             }
                             self.refused += 1;
+                            metrics.given_up.inc();
+                            metrics.in_flight.dec();
                             warn!(
                                 target: REFUSED_REPLY_TARGET,
                                 "gave up request id={}: the broker refused its reply {REPLY_ATTEMPTS} times (reply queue {:?} full or refusing publishes); rejected without requeue{}",
@@ -397,6 +431,19 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
             "no publisher confirm for a reply within {timeout:?}"
         ))
         .into()
+    }
+}
+
+impl<C: ReplyChannel> Drop for Replier<'_, C> {
+    /// Requests still held go with their session: the broker delivers them
+    /// again, and they are in flight no longer here.
+    fn drop(&mut self) {
+        if let Some(confirms) = &self.confirms {
+            let held = confirms.parked.len() + confirms.retries.len();
+            self.metrics
+                .in_flight
+                .sub(i64::try_from(held).unwrap_or(i64::MAX));
+        }
     }
 }
 
@@ -474,7 +521,7 @@ mod tests {
     fn without_confirms_each_request_is_acked_right_after_its_reply() -> Result<()> {
         let channel = Recorder::default();
         let mut replier = Replier::new(&channel, None, CONFIRM_TIMEOUT);
-        replier.reply(7, reply("r1"))?;
+        replier.reply(7, Instant::now(), reply("r1"))?;
         assert_eq!(replier.confirm_deadline(), None);
         assert_eq!(
             channel.calls.borrow().as_slice(),
@@ -493,8 +540,8 @@ mod tests {
     fn nothing_is_acked_before_its_confirm() -> Result<()> {
         let channel = Recorder::default();
         let (mut replier, _sender) = with_confirms(&channel);
-        replier.reply(1, reply("r1"))?;
-        replier.reply(2, reply("r2"))?;
+        replier.reply(1, Instant::now(), reply("r1"))?;
+        replier.reply(2, Instant::now(), reply("r2"))?;
         assert_eq!(channel.calls.borrow().as_slice(), publishes(2));
         assert!(replier.confirm_deadline().is_some());
         Ok(())
@@ -505,7 +552,7 @@ mod tests {
         let channel = Recorder::default();
         let (mut replier, sender) = with_confirms(&channel);
         for tag in 1..=3 {
-            replier.reply(tag, reply(&format!("r{tag}")))?;
+            replier.reply(tag, Instant::now(), reply(&format!("r{tag}")))?;
         }
         // Three single confirms, already waiting: drained into one ack.
         sender.send(ack(2, false))?;
@@ -526,7 +573,7 @@ mod tests {
         let channel = Recorder::default();
         let (mut replier, _sender) = with_confirms(&channel);
         for tag in [10, 11, 12] {
-            replier.reply(tag, reply("r"))?;
+            replier.reply(tag, Instant::now(), reply("r"))?;
         }
         replier.on_confirm(ack(2, true))?;
         assert_eq!(
@@ -548,7 +595,7 @@ mod tests {
         let channel = Recorder::default();
         let (mut replier, sender) = with_confirms(&channel);
         for tag in 1..=3 {
-            replier.reply(tag, reply(&format!("r{tag}")))?;
+            replier.reply(tag, Instant::now(), reply(&format!("r{tag}")))?;
         }
         sender.send(nack(2))?;
         sender.send(ack(3, false))?;
@@ -609,7 +656,7 @@ mod tests {
         let (sender, receiver) = crossbeam_channel::unbounded();
         let mut replier = Replier::new(&channel, Some(receiver), CONFIRM_TIMEOUT)
             .with_dead_letter_queue("q.dead".into());
-        replier.reply(9, reply("r9"))?;
+        replier.reply(9, Instant::now(), reply("r9"))?;
         refuse_every_publish(&mut replier, &sender, 1)?;
         let mut expected: Vec<Call> = (0..REPLY_ATTEMPTS)
             .map(|_| Call::Publish("r9".into()))
@@ -623,8 +670,8 @@ mod tests {
         assert_eq!(replier.retry_deadline(), None);
         assert_eq!(replier.unsettled(), 0);
         // Served as usual afterwards, runs acked with one ack again.
-        replier.reply(10, reply("r10"))?;
-        replier.reply(11, reply("r11"))?;
+        replier.reply(10, Instant::now(), reply("r10"))?;
+        replier.reply(11, Instant::now(), reply("r11"))?;
         sender.send(ack(REPLY_ATTEMPTS as u64 + 2, false))?;
         replier.on_confirm(ack(REPLY_ATTEMPTS as u64 + 1, false))?;
         assert_eq!(
@@ -634,6 +681,36 @@ mod tests {
                 multiple: true
             })
         );
+        Ok(())
+    }
+
+    #[test]
+    fn refusals_rejections_confirms_and_in_flight_are_counted() -> Result<()> {
+        let channel = Recorder::default();
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let metrics = ReplyMetrics::unregistered();
+        let mut replier =
+            Replier::new(&channel, Some(receiver), CONFIRM_TIMEOUT).with_metrics(metrics.clone());
+        // What the handler does for each request it is handed.
+        metrics.in_flight.inc();
+        replier.reply(9, Instant::now(), reply("r9"))?;
+        refuse_every_publish(&mut replier, &sender, 1)?;
+        assert_eq!(metrics.nacked.get(), u64::from(REPLY_ATTEMPTS));
+        assert_eq!(metrics.given_up.get(), 1);
+        assert_eq!(metrics.in_flight.get(), 0);
+        assert_eq!(metrics.delivery_to_ack.get_sample_count(), 0, "never acked");
+        for tag in [10, 11, 12] {
+            metrics.in_flight.inc();
+            replier.reply(tag, Instant::now(), reply("r"))?;
+        }
+        let first = u64::from(REPLY_ATTEMPTS) + 1;
+        replier.on_confirm(ack(first, false))?;
+        assert_eq!(metrics.confirmed.get(), 1);
+        assert_eq!(metrics.delivery_to_ack.get_sample_count(), 1);
+        assert_eq!(metrics.in_flight.get(), 2);
+        // The session ends with two unconfirmed: the broker has them back.
+        drop(replier);
+        assert_eq!(metrics.in_flight.get(), 0);
         Ok(())
     }
 
@@ -652,16 +729,16 @@ mod tests {
     ) -> Result<()> {
         let channel = Recorder::default();
         let (mut replier, sender) = with_confirms(&channel);
-        replier.reply(1, reply("r1"))?;
+        replier.reply(1, Instant::now(), reply("r1"))?;
         replier.on_confirm(nack(1))?;
         // While request 1 waits for its retry, requests 2 and 3 are served
         // and acked one by one.
-        replier.reply(2, reply("r2"))?;
+        replier.reply(2, Instant::now(), reply("r2"))?;
         replier.on_confirm(ack(2, false))?;
         let due = replier.retry_deadline().expect("a retry is scheduled");
         crossbeam_channel::at(due).recv()?;
         replier.retry_due()?;
-        replier.reply(3, reply("r3"))?;
+        replier.reply(3, Instant::now(), reply("r3"))?;
         // Publish 3 is r1 again, publish 4 is r3.
         sender.send(ack(4, false))?;
         replier.on_confirm(ack(3, false))?;
@@ -695,7 +772,7 @@ mod tests {
     fn settle_leaves_a_request_awaiting_its_retry_unacked() -> Result<()> {
         let channel = Recorder::default();
         let (mut replier, sender) = with_confirms(&channel);
-        replier.reply(1, reply("r1"))?;
+        replier.reply(1, Instant::now(), reply("r1"))?;
         sender.send(nack(1))?;
         replier.settle()?;
         // Not acked, not nacked: closing the channel requeues it.
@@ -719,7 +796,7 @@ mod tests {
         let timeout = Duration::from_millis(20);
         let mut replier = Replier::new(&channel, Some(receiver), timeout);
         let before = Instant::now();
-        replier.reply(1, reply("r1"))?;
+        replier.reply(1, Instant::now(), reply("r1"))?;
         let deadline = replier
             .confirm_deadline()
             .expect("a reply awaits its confirm");
@@ -737,7 +814,7 @@ mod tests {
         let (mut replier, sender) = with_confirms(&channel);
         replier.settle_arrived()?;
         for tag in 1..=3 {
-            replier.reply(tag, reply(&format!("r{tag}")))?;
+            replier.reply(tag, Instant::now(), reply(&format!("r{tag}")))?;
         }
         assert_eq!(replier.unsettled(), 3);
         sender.send(ack(1, false))?;
@@ -759,7 +836,7 @@ mod tests {
     fn settle_acks_what_is_confirmed_meanwhile() -> Result<()> {
         let channel = Recorder::default();
         let (mut replier, sender) = with_confirms(&channel);
-        replier.reply(5, reply("r1"))?;
+        replier.reply(5, Instant::now(), reply("r1"))?;
         sender.send(ack(1, false))?;
         replier.settle()?;
         assert_eq!(

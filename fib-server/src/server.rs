@@ -3,6 +3,7 @@
 
 use crate::cache::SharedCache;
 use crate::handler;
+use crate::monitoring::ServerMetrics;
 use crate::replier::{self, Replier};
 use amiquip::{ConsumerMessage, ConsumerOptions};
 use anyhow::{Context, Result};
@@ -11,6 +12,7 @@ use common::topology::{self, QueueType, Topology};
 use common::ConnectionSettings;
 use crossbeam_channel::{select, Receiver};
 use log::{debug, info};
+use metrics::State;
 use std::time::Instant;
 
 /// Everything the server needs to know, parsed and checked.
@@ -27,6 +29,8 @@ pub struct Settings {
     /// The bytes of replies the cache may keep (all workers together); 0
     /// turns it off.
     pub cache_bytes: usize,
+    /// Where to serve metrics and health probes (`--metrics`), if at all.
+    pub metrics_addr: Option<String>,
 }
 
 /// Serves requests until a message arrives on `shutdown` or its sender is
@@ -40,9 +44,20 @@ pub fn run(
     shutdown: &Receiver<()>,
     on_ready: &(dyn Fn() + Sync),
 ) -> Result<()> {
-    let cache = &SharedCache::new(settings.cache_bytes);
+    let metrics = &ServerMetrics::new(settings)?;
+    // Bound before any connection: a wrong address is a usage error now.
+    let endpoint = match &settings.metrics_addr {
+        Some(addr) => Some(
+            metrics::Endpoint::bind(addr)?
+                .serve(metrics.registry.clone(), metrics.readiness.clone())?,
+        ),
+        None => None,
+    };
+    let metrics_url = endpoint.as_ref().map(metrics::Serving::url);
+    let metrics_url = metrics_url.as_deref();
+    let cache = &SharedCache::with_metrics(settings.cache_bytes, metrics.cache.clone());
     if settings.workers <= 1 {
-        return serve(settings, cache, shutdown, on_ready);
+        return serve(settings, cache, metrics, 0, metrics_url, shutdown, on_ready);
     }
     // Dropping `stop_all` wakes every worker at once.
     let (stop_all, stop) = crossbeam_channel::bounded::<()>(0);
@@ -56,10 +71,18 @@ pub fn run(
             drop(stop_all);
         });
         let workers: Vec<_> = (0..settings.workers)
-            .map(|_| {
+            .map(|worker| {
                 let (stop, failed_tx) = (stop.clone(), failed_tx.clone());
                 scope.spawn(move || {
-                    let result = serve(settings, cache, &stop, on_ready);
+                    let result = serve(
+                        settings,
+                        cache,
+                        metrics,
+                        worker,
+                        metrics_url,
+                        &stop,
+                        on_ready,
+                    );
                     if result.is_err() {
                         let _ = failed_tx.send(());
                     }
@@ -81,6 +104,17 @@ pub fn run(
     })
 }
 
+/// What one worker shares with the others.
+struct Shared<'a> {
+    settings: &'a Settings,
+    cache: &'a SharedCache,
+    metrics: &'a ServerMetrics,
+    /// Which worker this is (0-based), for its readiness.
+    worker: usize,
+    /// Where metrics are served, for the ready line.
+    metrics_url: Option<&'a str>,
+}
+
 /// One consumer, kept consuming across lost connections.
 ///
 /// A first connection that fails is an error (exit 3): the settings are
@@ -89,14 +123,35 @@ pub fn run(
 fn serve(
     settings: &Settings,
     cache: &SharedCache,
+    metrics: &ServerMetrics,
+    worker: usize,
+    metrics_url: Option<&str>,
     shutdown: &Receiver<()>,
     on_ready: &dyn Fn(),
 ) -> Result<()> {
+    let shared = Shared {
+        settings,
+        cache,
+        metrics,
+        worker,
+        metrics_url,
+    };
     let policy = Policy::UntilStopped(shutdown);
     let ended = lifecycle::run_sessions(&settings.connection, policy, &mut |session| {
-        consume(settings, cache, session, shutdown, on_ready)
-    })?;
-    match ended {
+        let _on_node = metrics.session_started(session.number, session.url);
+        let result = consume(&shared, session, shutdown, on_ready);
+        // A failed session is followed by a reconnection (or by the end,
+        // which sets Stopping below).
+        let next = if result.is_ok() {
+            State::Stopping
+        } else {
+            State::Reconnecting
+        };
+        metrics.set_state(worker, next);
+        result
+    });
+    metrics.set_state(worker, State::Stopping);
+    match ended? {
         Ended::Done(()) => info!(target: "startup", "fib-server stopped"),
         Ended::Stopped => info!(target: "startup", "fib-server stopped while reconnecting"),
     }
@@ -107,12 +162,18 @@ fn serve(
 /// stop (Ok) or until the session fails (Err, which the lifecycle sorts into
 /// reconnect or give up).
 fn consume(
-    settings: &Settings,
-    cache: &SharedCache,
+    shared: &Shared<'_>,
     session: &Session<'_>,
     shutdown: &Receiver<()>,
     on_ready: &dyn Fn(),
 ) -> Result<()> {
+    let Shared {
+        settings,
+        cache,
+        metrics,
+        worker,
+        metrics_url,
+    } = *shared;
     let channel = session.channel;
     let topology = &settings.topology;
     // The request queue first: if it exists with other arguments, the
@@ -143,14 +204,15 @@ fn consume(
     } else {
         None
     };
-    let mut replier = Replier::new(channel, confirms, replier::CONFIRM_TIMEOUT);
+    let mut replier = Replier::new(channel, confirms, replier::CONFIRM_TIMEOUT)
+        .with_metrics(metrics.reply.clone());
     if topology.queue_type == QueueType::Quorum {
         replier = replier.with_dead_letter_queue(topology.dead_letter_queue());
     }
     let consumer = queue.consume(ConsumerOptions::default())?;
     info!(
         target: "startup",
-        "fib-server ready: consuming {:?} ({queue_kind}) bound to {:?} with {:?} at {} (prefetch {}, max n {}, reply confirms {}, cache {})",
+        "fib-server ready: consuming {:?} ({queue_kind}) bound to {:?} with {:?} at {} (prefetch {}, max n {}, reply confirms {}, cache {}){}",
         settings.topology.queue,
         settings.topology.exchange,
         settings.topology.binding_key,
@@ -163,8 +225,13 @@ fn consume(
             bytes if bytes % (1 << 20) == 0 => format!("{} MB", bytes >> 20),
             bytes => format!("{bytes} bytes"),
         },
+        match metrics_url {
+            Some(url) => format!("; metrics at {url}/metrics"),
+            None => String::new(),
+        },
     );
     session.ready();
+    metrics.set_state(worker, State::Ready);
     on_ready();
     let confirms = replier.confirms();
     let prefetch = usize::from(settings.prefetch);
@@ -195,7 +262,7 @@ fn consume(
         select! {
             recv(consumer.receiver()) -> message => match message {
                 Ok(ConsumerMessage::Delivery(delivery)) => {
-                    handler::respond(&mut replier, delivery, settings, cache)?;
+                    handler::respond(&mut replier, delivery, settings, cache, metrics)?;
                     replier.settle_arrived()?;
                 }
                 Ok(ended) => return Err(common::consumer::ended(&ended)),
@@ -209,6 +276,7 @@ fn consume(
             recv(retry) -> _ => replier.retry_due()?,
             recv(overdue) -> _ => return Err(replier.overdue()),
             recv(shutdown) -> _ => {
+                metrics.set_state(worker, State::Stopping);
                 debug!("shutting down: cancelling the consumer, settling confirms");
                 common::consumer::cancel(consumer)?;
                 replier.settle()?;

@@ -35,6 +35,7 @@ impl Scratch {
             confirm_replies: true,
             workers: 1,
             cache_bytes: (fib_server::cli::DEFAULT_CACHE_MB << 20) as usize,
+            metrics_addr: None,
         }
     }
 
