@@ -223,8 +223,10 @@ impl ServerMetrics {
                 "Bytes the cache holds, as counted against its bound.",
             )?,
         };
+        let readiness = Readiness::new(settings.workers);
+        metrics::register_ready(r, "fib_server_ready", &readiness)?;
         Ok(ServerMetrics {
-            readiness: Readiness::new(settings.workers),
+            readiness,
             received: counter(
                 "requests_received_total",
                 "Requests delivered to the server.",

@@ -243,6 +243,7 @@ fn readiness_and_gauges_follow_the_session() -> Result<()> {
     let node = format!("fib_server_broker_connections{{url=\"{url}\"}}");
     assert_eq!(sample(&scrape, &node), Some(2.0), "{scrape}");
     for (series, value) in [
+        ("fib_server_ready", 1.0),
         ("fib_server_workers", 2.0),
         ("fib_server_prefetch", 3.0),
         ("fib_server_max_n", 1_000_000.0),
@@ -256,5 +257,21 @@ fn readiness_and_gauges_follow_the_session() -> Result<()> {
     assert!(!scrape.contains("guest:guest"), "the password is masked");
     server.signal("TERM")?;
     assert_eq!(server.wait(WAIT)?.code(), Some(0));
+    Ok(())
+}
+
+#[test]
+fn the_documented_alert_rules_pass_promtool() -> Result<()> {
+    let rules = testkit::workspace_root().join("docs/alerts.yml");
+    let said = prom::check_rules(&rules)?;
+    assert!(said.contains("SUCCESS: 3 rules found"), "{said}");
+    let text = std::fs::read_to_string(&rules)?;
+    for alert in [
+        "FibServerNotReady",
+        "FibServerRefusalsRising",
+        "FibServerStuckBlocked",
+    ] {
+        assert!(text.contains(alert), "{alert} missing");
+    }
     Ok(())
 }

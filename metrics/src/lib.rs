@@ -16,6 +16,7 @@ pub use prometheus;
 pub use readiness::{Readiness, State};
 
 use anyhow::Result;
+use prometheus::core::Collector;
 use prometheus::{Histogram, HistogramOpts, IntGauge, Opts, Registry};
 
 /// A registry holding the standard process metrics (`process_cpu_seconds_total`,
@@ -38,6 +39,38 @@ pub fn registry(prefix: &str, version: &str) -> Result<Registry> {
     build.set(1);
     registry.register(Box::new(build))?;
     Ok(registry)
+}
+
+/// Registers `name`, a gauge that is 1 when `/readyz` would answer 200 and 0
+/// otherwise, read from `readiness` at each scrape (so that an alert can say
+/// "not ready for a minute").
+pub fn register_ready(registry: &Registry, name: &str, readiness: &Readiness) -> Result<()> {
+    let gauge = IntGauge::new(
+        name,
+        "1 while /readyz answers 200 (every worker consuming on a live, unblocked connection), else 0.",
+    )?;
+    registry.register(Box::new(ReadyGauge {
+        gauge,
+        readiness: readiness.clone(),
+    }))?;
+    Ok(())
+}
+
+/// The ready gauge, computed when scraped.
+struct ReadyGauge {
+    gauge: IntGauge,
+    readiness: Readiness,
+}
+
+impl Collector for ReadyGauge {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.gauge.set(i64::from(self.readiness.check().is_ok()));
+        self.gauge.collect()
+    }
 }
 
 /// Registers and returns a gauge set once to a configured value.
