@@ -120,6 +120,12 @@ impl Observer for Live {
         }
     }
 
+    fn unsent(&mut self, trip: &RoundTrip) {
+        if let Some(csv) = self.csv.as_mut() {
+            csv.row(trip);
+        }
+    }
+
     fn tick(&mut self, at: Duration) {
         if let Some(intervals) = self.intervals.as_mut() {
             self.progress
@@ -183,11 +189,12 @@ fn benchmark(options: &Options) -> Result<Outcome> {
     if summary.fell_behind() {
         if let Some(rate) = &summary.rate {
             log::warn!(
-                "fell behind the asked rate: {} of {} requests sent more than {:.1} ms late; \
-                 achieved {:.1}/s of {:.1}/s (raise --inflight?)",
+                "fell behind the asked rate: {} of {} requests sent more than {:.1} ms late, \
+                 {} due but never sent; achieved {:.1}/s of {:.1}/s (raise --inflight?)",
                 rate.late_sends,
                 summary.sent,
                 rate.late_ms,
+                summary.unsent,
                 rate.achieved,
                 rate.asked
             );
@@ -217,7 +224,7 @@ fn benchmark(options: &Options) -> Result<Outcome> {
     if let Some(path) = &exports.hgrm {
         export::write(
             path,
-            &export::percentile_distribution(&measurement.corrected),
+            &export::percentile_distribution(&measurement.corrected, summary.unsent),
         )?;
     }
     if let Some(path) = &exports.svg {
@@ -228,13 +235,16 @@ fn benchmark(options: &Options) -> Result<Outcome> {
             ],
             None => vec![("round trip", &measurement.corrected)],
         };
-        let title = match summary.rate {
+        let mut title = match summary.rate {
             Some(rate) => format!(
                 "fib-client latency spectrum: {} requests at {} req/s",
                 summary.count, rate.asked
             ),
             None => format!("fib-client latency spectrum: {} requests", summary.count),
         };
+        if summary.unsent > 0 {
+            title.push_str(&format!(", {} due but never sent", summary.unsent));
+        }
         export::write(path, &export::spectrum_svg(&title, &views)?)?;
     }
     Ok(Outcome::Benchmark(Box::new(summary)))

@@ -33,7 +33,7 @@ impl Bounds {
             Ok(value)
         } else {
             Err(usage(format!(
-                "{flag} {value} is out of range: {} from {} to {}",
+                "{flag} {value:?} is out of range: {} from {} to {}",
                 self.unit, self.min, self.max
             )))
         }

@@ -13,7 +13,8 @@ pub struct Summary {
     pub ok: u64,
     /// Wrong values and error replies.
     pub failures: u64,
-    /// Wall time from the first measured request (due) to the last reply.
+    /// Wall time from the first measured request (due) to the last reply
+    /// (with no reply at all, to when the run stopped sending).
     pub total_ms: f64,
     /// Answered requests per second of `total_ms`.
     pub requests_per_second: f64,
@@ -24,8 +25,14 @@ pub struct Summary {
     pub sent: u64,
     /// Warm-up requests (sent and checked, not counted anywhere else).
     pub warmup: u64,
-    /// Left unanswered when an interrupted run stopped waiting.
+    /// Sent, but left unanswered when the run stopped waiting (Ctrl-C, the
+    /// end of `--duration`, or a failure that ended the run).
     pub unanswered: u64,
+    /// Due (open loop) before the run stopped sending, but never sent: at
+    /// the end of `--duration` or on Ctrl-C, with `--inflight` requests
+    /// outstanding. Not in `sent`, nor in any latency figure.
+    #[serde(default)]
+    pub unsent: u64,
     pub interrupted: bool,
     /// Corrected latency: from when each request was due (open loop) or sent
     /// (closed loop, where both views are the same) to its reply.
@@ -43,8 +50,10 @@ pub struct Summary {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Rate {
     pub asked: f64,
-    /// Measured sends per second, over the span from the first one's due
-    /// time to the last one's send: equals `asked` when the schedule held.
+    /// Measured sends per second over the send window: from the first
+    /// one's due time to when sending ended (the end of the last send's
+    /// slot, or the last send, or the end of `--duration`, or Ctrl-C,
+    /// whichever is latest). Equals `asked` when the schedule held.
     pub achieved: f64,
     /// Sends later than `late_ms` after their due time.
     pub late_sends: u64,
@@ -86,17 +95,18 @@ impl Summary {
             sent: measurement.sent,
             warmup: measurement.warmup,
             unanswered: measurement.unanswered,
+            unsent: measurement.unsent,
             interrupted: measurement.interrupted,
             latency_us: Latency::of(&measurement.corrected),
             latency_as_sent_us: Latency::of(&measurement.as_sent),
             rate: measurement.schedule.map(|s| {
-                let span = s.send_span.as_secs_f64();
+                let window = s.send_window.as_secs_f64();
                 Rate {
                     asked: s.asked,
-                    achieved: if measurement.sent > 1 && span > 0.0 {
-                        (measurement.sent - 1) as f64 / span
+                    achieved: if window > 0.0 {
+                        measurement.sent as f64 / window
                     } else {
-                        s.asked
+                        0.0
                     },
                     late_sends: s.late_sends,
                     late_ms: s.late_by.as_secs_f64() * 1e3,
@@ -107,10 +117,12 @@ impl Summary {
         }
     }
 
-    /// An open loop that sent some requests late, or slower than asked
-    /// (by more than 1%).
+    /// An open loop that sent some requests late or never, or slower than
+    /// asked (by more than 1%).
     pub fn fell_behind(&self) -> bool {
-        self.rate
-            .is_some_and(|r| r.late_sends > 0 || r.achieved < r.asked * 0.99)
+        self.unsent > 0
+            || self
+                .rate
+                .is_some_and(|r| r.late_sends > 0 || r.achieved < r.asked * 0.99)
     }
 }

@@ -31,22 +31,27 @@ impl CsvWriter {
 
     /// Times are µs from the start of the run; latency is the corrected one
     /// (from when the request was due), as_sent from its first publish.
-    /// Unanswered requests have empty reply times. Warm-up ones are skipped.
+    /// Unanswered requests have empty reply times, unsent ones (due, never
+    /// sent) an empty send time too. Warm-up ones are skipped.
     pub fn row(&mut self, trip: &RoundTrip) {
         if trip.warmup {
             return;
         }
         let us = |d: std::time::Duration| format!("{:.1}", d.as_secs_f64() * 1e6);
-        let answered = trip.verdict != crate::measure::Verdict::Unanswered;
-        let (replied, latency, as_sent) = if answered {
-            (us(trip.replied), us(trip.latency()), us(trip.as_sent()))
-        } else {
-            Default::default()
+        use crate::measure::Verdict;
+        let (sent, replied, latency, as_sent) = match trip.verdict {
+            Verdict::Unsent => Default::default(),
+            Verdict::Unanswered => (us(trip.sent), String::new(), String::new(), String::new()),
+            _ => (
+                us(trip.sent),
+                us(trip.replied),
+                us(trip.latency()),
+                us(trip.as_sent()),
+            ),
         };
         self.line(format_args!(
-            "{},{},{},{replied},{latency},{as_sent},{},{}",
+            "{},{sent},{},{replied},{latency},{as_sent},{},{}",
             trip.n,
-            us(trip.sent),
             us(trip.due),
             trip.verdict.word(),
             trip.resends

@@ -10,7 +10,9 @@ use std::fmt::Write;
 const SCALE: f64 = 1000.0;
 const TICKS_PER_HALF_DISTANCE: u32 = 5;
 
-pub fn percentile_distribution(histogram: &Histogram<u64>) -> String {
+/// `unsent` requests (due, never sent) are not in `histogram`; a count above
+/// 0 is said on a last `#[...]` line, which readers of the format skip.
+pub fn percentile_distribution(histogram: &Histogram<u64>, unsent: u64) -> String {
     let digits = usize::from(SIGNIFICANT_DIGITS);
     let mut out = String::new();
     let _ = write!(
@@ -57,6 +59,12 @@ pub fn percentile_distribution(histogram: &Histogram<u64>) -> String {
         "#[Buckets = {:>12}, SubBuckets     = {sub_buckets:>12}]",
         histogram.buckets()
     );
+    if unsent > 0 {
+        let _ = writeln!(
+            out,
+            "#[Unsent  = {unsent:>12} (due, never sent: not above)]"
+        );
+    }
     out
 }
 
@@ -72,7 +80,7 @@ mod tests {
         for us in 1..=1000u64 {
             stats::record(&mut h, Duration::from_micros(us));
         }
-        let text = percentile_distribution(&h);
+        let text = percentile_distribution(&h, 0);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],

@@ -38,5 +38,12 @@ pub fn markdown(summary: &Summary) -> String {
         (_, Some(latency), _) => row("round trip", latency),
         _ => {}
     }
+    if summary.unsent > 0 {
+        let _ = write!(
+            out,
+            "\n{} requests were due but never sent (not in the figures above).\n",
+            summary.unsent
+        );
+    }
     out
 }

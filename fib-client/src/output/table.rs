@@ -31,6 +31,13 @@ pub fn summary_table(summary: &Summary) -> String {
             summary.sent, summary.count, summary.unanswered
         );
     }
+    if summary.unsent > 0 {
+        let _ = writeln!(
+            out,
+            "{} requests due but never sent (the run stopped sending with --inflight requests outstanding)",
+            summary.unsent
+        );
+    }
     if let Some(rate) = &summary.rate {
         let _ = write!(
             out,
@@ -125,6 +132,7 @@ mod tests {
             sent: 3,
             warmup: 0,
             unanswered: 0,
+            unsent: 0,
             interrupted: false,
             latency_us: Some(latency(500.0)),
             latency_as_sent_us: Some(latency(500.0)),
@@ -156,11 +164,13 @@ mod tests {
             late_ms: 1.0,
             max_lag_ms: 950.0,
         });
+        s.unsent = 17;
         let text = summary_table(&s);
         assert!(
             text.contains("rate: asked 1000.0/s, achieved 700.0/s; FELL BEHIND: 42 of 3"),
             "{text}"
         );
+        assert!(text.contains("17 requests due but never sent"), "{text}");
         let corrected = text.lines().find(|l| l.starts_with("corrected")).unwrap();
         let as_sent = text.lines().find(|l| l.starts_with("as sent")).unwrap();
         assert!(corrected.contains("900000"), "{text}");
