@@ -168,7 +168,9 @@ fn benchmark(options: &Options) -> Result<Outcome> {
             show_bar,
             options.verbosity == Verbosity::Verbose,
         ),
-        intervals: options.interval.map(|_| output::Intervals::new()),
+        intervals: options
+            .interval
+            .map(|_| output::Intervals::up_to(plan.latency_ceiling())),
         csv,
     };
     let mut run = Run::new(plan);

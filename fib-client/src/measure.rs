@@ -57,6 +57,25 @@ pub struct Plan {
     pub tick: Option<Duration>,
 }
 
+impl Plan {
+    /// The longest latency the histograms record as itself: twice what one
+    /// request may wait for its copies (`timeout × (retries + 1)`, as long
+    /// again to reconnect) plus, in an open loop, the run's length (a
+    /// request may be sent that much after it was due), an hour at least.
+    /// Only reconnections over and over can go beyond it: those latencies
+    /// are recorded at the ceiling and counted as clamped.
+    pub fn latency_ceiling(&self) -> Duration {
+        let attempts = f64::from(self.retries) + 1.0;
+        let waiting = 2.0 * self.timeout.as_secs_f64() * attempts;
+        let length = match (self.stop, self.rate) {
+            (_, None) => 0.0,
+            (Stop::After(length), Some(_)) => length.as_secs_f64(),
+            (Stop::Count(count), Some(rate)) => count.saturating_add(self.warmup) as f64 / rate,
+        };
+        Duration::try_from_secs_f64(waiting + length).unwrap_or(Duration::MAX)
+    }
+}
+
 /// One request and what came back. Times are offsets from the run's origin
 /// (when it started driving).
 #[derive(Debug, Clone)]
@@ -199,6 +218,9 @@ pub struct Measurement {
     pub corrected: Histogram<u64>,
     /// First publish to reply, µs.
     pub as_sent: Histogram<u64>,
+    /// Requests whose latency was above the histograms' ceiling
+    /// (`Plan::latency_ceiling`), recorded at the ceiling.
+    pub clamped: u64,
     /// From the first measured request (due) to the last measured reply
     /// (with none, to when the run stopped sending or its last send).
     pub total: Duration,
@@ -274,8 +296,9 @@ impl Run {
                 correct: 0,
                 unanswered: 0,
                 unsent: 0,
-                corrected: stats::histogram(),
-                as_sent: stats::histogram(),
+                corrected: stats::histogram_up_to(plan.latency_ceiling()),
+                as_sent: stats::histogram_up_to(plan.latency_ceiling()),
+                clamped: 0,
                 total: Duration::ZERO,
                 resends: 0,
                 warmup: plan.warmup,
@@ -711,8 +734,9 @@ impl Run {
             if round_trip.is_correct() {
                 m.correct += 1;
             }
-            stats::record(&mut m.corrected, round_trip.latency());
-            stats::record(&mut m.as_sent, round_trip.as_sent());
+            let clamped = stats::record(&mut m.corrected, round_trip.latency())
+                | stats::record(&mut m.as_sent, round_trip.as_sent());
+            m.clamped += u64::from(clamped);
         }
         observer.round_trip(&round_trip, &reply);
         Ok(())
@@ -1370,6 +1394,52 @@ mod tests {
         assert_eq!(sim.now.get(), Duration::from_millis(2570));
         assert_eq!(m.total, Duration::from_millis(491), "to the last reply");
         Ok(())
+    }
+
+    #[test]
+    fn a_two_hour_wait_that_the_flags_allow_is_recorded_as_itself() -> Result<()> {
+        // --timeout 3000 --retries 2: a request may wait 2.5 h for a reply;
+        // the server answers after 2 h. An hour-high histogram clamped it.
+        let mut sim = SimTransport::new(Duration::from_millis(1));
+        sim.stall = Some((Duration::ZERO, Duration::from_secs(7200)));
+        let mut run = Run::new(Plan {
+            timeout: Duration::from_secs(3000),
+            ..plan(0..1, 1)
+        });
+        drive(&mut run, &sim, 0)?;
+        let m = run.finish();
+        assert_eq!((m.correct, m.resends, m.clamped), (1, 2, 0));
+        let max = m.corrected.max() as f64;
+        assert!((max - 7.2e9).abs() <= 7.2e9 * 0.001, "{max} µs");
+        Ok(())
+    }
+
+    #[test]
+    fn the_latency_ceiling_covers_the_run_and_every_wait() {
+        let ceiling = |plan: Plan| plan.latency_ceiling().as_secs_f64();
+        let base = plan(0..10, 1);
+        assert_eq!(
+            ceiling(Plan {
+                timeout: Duration::from_secs(10),
+                ..base.clone()
+            }),
+            60.0
+        );
+        let long_open_loop = Plan {
+            timeout: Duration::from_secs(10),
+            rate: Some(0.01),
+            stop: Stop::Count(1000),
+            ..base.clone()
+        };
+        assert_eq!(ceiling(long_open_loop), 60.0 + 100_000.0);
+        let most = Plan {
+            timeout: Duration::from_secs(86_400),
+            retries: u32::MAX,
+            rate: Some(0.01),
+            stop: Stop::Count(u64::MAX),
+            ..base
+        };
+        assert!(ceiling(most) > 1e18, "no overflow, no panic");
     }
 
     #[test]

@@ -2,26 +2,43 @@
 //!
 //! Latencies go into an HdrHistogram in whole microseconds with 3
 //! significant digits: constant memory for any run length, exact below
-//! 2048 µs and within 0.1% above, up to an hour (longer values are clamped).
+//! 2048 µs and within 0.1% above, up to a ceiling the run's flags set (an
+//! hour at least: `Plan::latency_ceiling`). A longer latency, which only
+//! repeated reconnections can bring, is recorded at the ceiling and counted
+//! as clamped, never silently. Each doubling of the ceiling costs 8 KB.
 
 use hdrhistogram::Histogram;
 use std::time::Duration;
 
-/// Largest latency recorded as itself: one hour, in µs.
-const HIGHEST_US: u64 = 3_600_000_000;
+/// The smallest ceiling: one hour, in µs.
+const HOUR_US: u64 = 3_600_000_000;
+/// The largest: 2^52 µs, about 143 years (and 344 KB a histogram).
+const MAX_US: u64 = 1 << 52;
 pub const SIGNIFICANT_DIGITS: u8 = 3;
 
-/// An empty latency histogram (µs).
+/// An empty latency histogram (µs) up to an hour.
 pub fn histogram() -> Histogram<u64> {
-    // The bounds are constants that the crate accepts.
-    Histogram::new_with_bounds(1, HIGHEST_US, SIGNIFICANT_DIGITS)
-        .expect("constant histogram bounds are valid")
+    histogram_up_to(Duration::ZERO)
 }
 
-/// Records a latency, rounded to the nearest microsecond.
-pub fn record(histogram: &mut Histogram<u64>, latency: Duration) {
-    let micros = (latency.as_nanos() + 500) / 1000;
-    histogram.saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
+/// An empty latency histogram (µs) that records `ceiling` (an hour at
+/// least, about 143 years at most) as itself.
+pub fn histogram_up_to(ceiling: Duration) -> Histogram<u64> {
+    let highest = u64::try_from(ceiling.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(HOUR_US, MAX_US);
+    // Both bounds are within what the crate accepts: 1 <= 2 <= highest < 2^63.
+    Histogram::new_with_bounds(1, highest, SIGNIFICANT_DIGITS)
+        .expect("histogram bounds between an hour and 2^52 µs are valid")
+}
+
+/// Records a latency, rounded to the nearest microsecond; one above the
+/// histogram's ceiling is recorded at the ceiling, and `true` returned.
+pub fn record(histogram: &mut Histogram<u64>, latency: Duration) -> bool {
+    let micros = u64::try_from((latency.as_nanos() + 500) / 1000).unwrap_or(u64::MAX);
+    let clamped = micros > histogram.high();
+    histogram.saturating_record(micros);
+    clamped
 }
 
 /// Latency figures in microseconds. Percentiles are HdrHistogram's: the
@@ -97,5 +114,21 @@ mod tests {
         record(&mut h, Duration::from_nanos(1_500));
         assert_eq!((h.min(), h.max()), (1, 2));
         assert_eq!(Latency::of(&histogram()), None);
+    }
+
+    #[test]
+    fn the_ceiling_grows_with_what_is_asked_and_clamping_is_told() {
+        let two_hours = Duration::from_secs(7200);
+        let mut hour = histogram();
+        assert!(record(&mut hour, two_hours), "above an hour: clamped");
+        assert!(hour.max() < 3_700_000_000);
+        let mut day = histogram_up_to(Duration::from_secs(86_400));
+        assert!(!record(&mut day, two_hours));
+        let max = day.max() as f64;
+        assert!((max - 7.2e9).abs() <= 7.2e9 * 0.001, "{max}");
+        // The largest ceiling is taken, not refused.
+        let mut most = histogram_up_to(Duration::MAX);
+        assert!(!record(&mut most, Duration::from_secs(100 * 365 * 86_400)));
+        assert!(record(&mut most, Duration::MAX));
     }
 }

@@ -39,6 +39,11 @@ pub struct Summary {
     pub latency_us: Option<Latency>,
     /// From each request's first publish to its reply.
     pub latency_as_sent_us: Option<Latency>,
+    /// Requests whose latency was above the histograms' ceiling (an hour
+    /// at least, more for long runs and long `--timeout × --retries`):
+    /// recorded at the ceiling, so the figures above are too low for them.
+    #[serde(default)]
+    pub latency_clamped: u64,
     /// Open loop only.
     pub rate: Option<Rate>,
     /// With `--baseline` only.
@@ -99,6 +104,7 @@ impl Summary {
             interrupted: measurement.interrupted,
             latency_us: Latency::of(&measurement.corrected),
             latency_as_sent_us: Latency::of(&measurement.as_sent),
+            latency_clamped: measurement.clamped,
             rate: measurement.schedule.map(|s| {
                 let window = s.send_window.as_secs_f64();
                 Rate {

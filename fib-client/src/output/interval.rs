@@ -14,8 +14,13 @@ pub struct Intervals {
 
 impl Intervals {
     pub fn new() -> Intervals {
+        Intervals::up_to(Duration::ZERO)
+    }
+
+    /// Recording latencies up to `ceiling` (see `stats::histogram_up_to`).
+    pub fn up_to(ceiling: Duration) -> Intervals {
         Intervals {
-            histogram: stats::histogram(),
+            histogram: stats::histogram_up_to(ceiling),
             since: Duration::ZERO,
         }
     }
@@ -23,7 +28,8 @@ impl Intervals {
     /// Counts a measured round trip into the current interval.
     pub fn observe(&mut self, round_trip: &RoundTrip) {
         if !round_trip.warmup {
-            stats::record(&mut self.histogram, round_trip.latency());
+            // Clamping is counted once, by the run's own histograms.
+            let _ = stats::record(&mut self.histogram, round_trip.latency());
         }
     }
 

@@ -68,6 +68,13 @@ pub fn summary_table(summary: &Summary) -> String {
             _ => row(&mut out, "round trip", corrected),
         }
     }
+    if summary.latency_clamped > 0 {
+        let _ = writeln!(
+            out,
+            "{} latencies above the histogram's ceiling were recorded at it: their figures are too low",
+            summary.latency_clamped
+        );
+    }
     if let Some(regression) = &summary.regression {
         out.push_str(&regression_line(regression));
     }
@@ -136,6 +143,7 @@ mod tests {
             interrupted: false,
             latency_us: Some(latency(500.0)),
             latency_as_sent_us: Some(latency(500.0)),
+            latency_clamped: 0,
             rate: None,
             regression: None,
         }
