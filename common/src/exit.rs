@@ -20,7 +20,8 @@ pub const REGRESSION: i32 = 6;
 pub const INTERNAL: i32 = 70;
 /// fib-server: a second SIGINT/SIGTERM during a graceful stop (128 + SIGINT).
 pub const SECOND_SIGNAL: i32 = 130;
-/// fib-client: stopped by Ctrl-C, after printing the summary (128 + SIGINT).
+/// fib-client: stopped by Ctrl-C or SIGTERM, after printing the summary
+/// (128 + SIGINT; SIGTERM is taken as the same request to stop).
 pub const INTERRUPTED: i32 = 130;
 
 /// Which program a text is for.
@@ -58,14 +59,15 @@ impl ExitCode {
 
 const BAD_SETTINGS: &str = "bad flags, URL or TLS CA file";
 const NO_BROKER: &str = "cannot connect, or the broker closed the connection";
-const BUG: &str = "internal error: a bug, or an unexpected local failure (such as writing stdout)";
+const BUG: &str =
+    "internal error: a bug (a panic, on any thread), or an unexpected local failure (such as writing stdout)";
 
 /// Every exit code either program uses, in order.
 pub const EXIT_CODES: &[ExitCode] = &[
     ExitCode {
         code: OK,
         client: Some("every reply correct"),
-        server: Some("stopped by SIGINT/SIGTERM after finishing the request in hand"),
+        server: Some("stopped by SIGINT/SIGTERM after finishing the request in hand, or at once while connecting or waiting to reconnect"),
     },
     ExitCode {
         code: WRONG_REPLIES,
@@ -106,7 +108,7 @@ pub const EXIT_CODES: &[ExitCode] = &[
     },
     ExitCode {
         code: SECOND_SIGNAL,
-        client: Some("interrupted by Ctrl-C (SIGINT), the summary of what was done printed; or a second Ctrl-C"),
+        client: Some("interrupted by Ctrl-C (SIGINT) or SIGTERM, also while reconnecting, the summary of what was done printed; or a second one, at once"),
         server: Some("a second SIGINT/SIGTERM during a graceful stop"),
     },
 ];
@@ -146,6 +148,31 @@ pub fn fail(error: &anyhow::Error) -> ! {
     let _ = writeln!(stderr, "{}", error_line(error));
     let _ = stderr.flush();
     std::process::exit(exit_code(error))
+}
+
+/// Makes a panic, on any thread, end the program as every other error does:
+/// one `error: internal error: ...` line on stderr (where it happened
+/// included) and exit 70, instead of Rust's message and 101. Call first
+/// thing in `main`.
+pub fn exit_on_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|text| text.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_string());
+        let place = info
+            .location()
+            .map(|at| format!(" (at {}:{})", at.file(), at.line()))
+            .unwrap_or_default();
+        let error = anyhow::anyhow!("internal error: {message}{place}");
+        let mut stderr = std::io::stderr().lock();
+        // Nowhere left to report a failure to write to stderr.
+        let _ = writeln!(stderr, "{}", error_line(&error));
+        let _ = stderr.flush();
+        std::process::exit(INTERNAL)
+    }));
 }
 
 /// The exit code of a failure of this kind.

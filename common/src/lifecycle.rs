@@ -12,22 +12,52 @@
 use crate::backoff::Backoff;
 use crate::connection::{open_any, AmqpUrl, ConnectionSettings};
 use crate::failure::{self, Failure};
-use amiquip::{Channel, FieldTable};
+use amiquip::{Channel, Connection, FieldTable};
 use anyhow::{Context, Result};
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{select, Receiver, RecvTimeoutError, TryRecvError};
 use log::{info, warn};
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-/// When to stop reconnecting.
+/// When to stop reconnecting. Either way a stop (a message on the receiver,
+/// or its sender dropped: a signal) ends the wait for the next attempt and a
+/// connection attempt at once, and a reconnection that succeeds after a stop
+/// is closed before the work sees it: nothing more is sent.
 #[derive(Debug, Clone, Copy)]
 pub enum Policy<'a> {
-    /// Until a message arrives on this channel or its sender is dropped (a
-    /// signal): the server, which should outlive any broker outage.
+    /// Until a stop: the server, which should outlive any broker outage.
     UntilStopped(&'a Receiver<()>),
-    /// Until the connection has been lost for this long: the client, whose
-    /// run has a deadline.
-    GiveUpAfter(Duration),
+    /// Until the connection has been lost for `limit`, or a stop: the
+    /// client, whose run has a deadline (and no stop in a one-off call).
+    GiveUpAfter {
+        limit: Duration,
+        stop: Option<&'a Receiver<()>>,
+    },
+}
+
+impl<'a> Policy<'a> {
+    fn stop(&self) -> Option<&'a Receiver<()>> {
+        match *self {
+            Policy::UntilStopped(stop) => Some(stop),
+            Policy::GiveUpAfter { stop, .. } => stop,
+        }
+    }
+}
+
+/// Whether a stop has been asked for (without waiting).
+fn stopped(stop: Option<&Receiver<()>>) -> bool {
+    stop.is_some_and(|stop| !matches!(stop.try_recv(), Err(TryRecvError::Empty)))
+}
+
+/// Waits `delay`, or less if a stop comes first; true if it did.
+fn wait_or_stop(stop: Option<&Receiver<()>>, delay: Duration) -> bool {
+    match stop {
+        Some(stop) => !matches!(stop.recv_timeout(delay), Err(RecvTimeoutError::Timeout)),
+        None => {
+            std::thread::sleep(delay);
+            false
+        }
+    }
 }
 
 /// One connection's worth of work: its channel and where it is.
@@ -56,7 +86,8 @@ impl Session<'_> {
 pub enum Ended<T> {
     /// The work returned this, on the last session.
     Done(T),
-    /// A stop was asked for while waiting to reconnect.
+    /// A stop was asked for while connecting or waiting to reconnect; the
+    /// work did not get the session that followed.
     Stopped,
 }
 
@@ -76,10 +107,11 @@ pub fn run_sessions<T>(
     // Where the next attempt starts: the first address at first, then the
     // one after the address that was lost (round-robin over a cluster).
     let mut start = 0usize;
+    let stop = policy.stop();
     loop {
         let mut ready = false;
         let mut on = start;
-        let attempt = one_session(settings, number, start, &mut on, &mut ready, work);
+        let attempt = one_session(settings, number, start, stop, &mut on, &mut ready, work);
         start = (on + 1) % settings.urls.len().max(1);
         if ready {
             ever_ready = true;
@@ -87,48 +119,83 @@ pub fn run_sessions<T>(
             backoff.reset();
         }
         let error = match attempt {
-            Ok(value) => return Ok(Ended::Done(value)),
+            Ok(Some(value)) => return Ok(Ended::Done(value)),
+            Ok(None) => return Ok(Ended::Stopped),
+            Err(error) if failure::is_transient(&error) && stopped(stop) => {
+                return Ok(Ended::Stopped)
+            }
             Err(error) if ever_ready && failure::is_transient(&error) => error,
             Err(error) => return Err(error),
         };
         let delay = backoff.next_delay();
-        match policy {
-            Policy::GiveUpAfter(limit) => {
-                let since = *lost_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= limit {
-                    return Err(Failure::Disconnected(format!(
-                        "gave up reconnecting after {:.1} s: {error:#}",
-                        limit.as_secs_f64()
-                    ))
-                    .into());
-                }
-                warn!("connection lost: {error:#}; reconnecting in {delay:?}");
-                // Nothing to wait on but time: the broker is away.
-                std::thread::sleep(delay);
+        if let Policy::GiveUpAfter { limit, .. } = policy {
+            let since = *lost_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= limit {
+                return Err(Failure::Disconnected(format!(
+                    "gave up reconnecting after {:.1} s: {error:#}",
+                    limit.as_secs_f64()
+                ))
+                .into());
             }
-            Policy::UntilStopped(stop) => {
-                warn!("connection lost: {error:#}; reconnecting in {delay:?}");
-                // The wait for the next attempt is also a wait for a stop.
-                if !matches!(stop.recv_timeout(delay), Err(RecvTimeoutError::Timeout)) {
-                    return Ok(Ended::Stopped);
-                }
-            }
+        }
+        warn!("connection lost: {error:#}; reconnecting in {delay:?}");
+        // The wait for the next attempt is also a wait for a stop.
+        if wait_or_stop(stop, delay) {
+            return Ok(Ended::Stopped);
         }
         number += 1;
     }
 }
 
+/// Opens a connection as `open_any` does, unless a stop comes first: then
+/// None at once, and the attempt, left to finish on its own thread, closes
+/// whatever connection it still makes.
+fn open_unless_stopped(
+    settings: &ConnectionSettings,
+    start: usize,
+    stop: Option<&Receiver<()>>,
+) -> Result<Option<(Connection, usize)>> {
+    let Some(stop) = stop else {
+        return open_any(settings, start).map(Some);
+    };
+    if stopped(Some(stop)) {
+        return Ok(None);
+    }
+    let (opened_tx, opened) = crossbeam_channel::bounded(1);
+    let attempt = settings.clone();
+    std::thread::Builder::new()
+        .name("connect".into())
+        .spawn(move || {
+            // After a stop nobody listens: the connection is dropped, which closes it.
+            let _ = opened_tx.send(open_any(&attempt, start));
+        })
+        .context("cannot start a thread to connect")?;
+    let result = select! {
+        recv(opened) -> result => result.context("the connecting thread ended without a word")?,
+        recv(stop) -> _ => return Ok(None),
+    };
+    // Both may have been ready at once: a stop wins.
+    if stopped(Some(stop)) {
+        return Ok(None);
+    }
+    result.map(Some)
+}
+
 /// Connect (to the first address from `start` on that answers, whose index
 /// goes to `on`), open a channel, work, close politely.
+/// None if a stop came before the work began.
 fn one_session<T>(
     settings: &ConnectionSettings,
     number: u64,
     start: usize,
+    stop: Option<&Receiver<()>>,
     on: &mut usize,
     ready: &mut bool,
     work: &mut dyn FnMut(&Session<'_>) -> Result<T>,
-) -> Result<T> {
-    let (mut connection, index) = open_any(settings, start)?;
+) -> Result<Option<T>> {
+    let Some((mut connection, index)) = open_unless_stopped(settings, start, stop)? else {
+        return Ok(None);
+    };
     *on = index;
     let url = settings
         .urls
@@ -137,6 +204,11 @@ fn one_session<T>(
     let channel = connection
         .open_channel(None)
         .context("cannot open a channel")?;
+    if stopped(stop) {
+        // A stop during the connection's last steps: close it unused.
+        let _ = connection.close();
+        return Ok(None);
+    }
     if number > 0 {
         info!("reconnected to {url} (session {number})");
     }
@@ -158,5 +230,5 @@ fn one_session<T>(
     if let Err(error) = closed {
         warn!("closing the connection to {url}: {error:#}");
     }
-    Ok(value)
+    Ok(Some(value))
 }

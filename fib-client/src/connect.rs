@@ -6,7 +6,7 @@ use crate::export::Broker;
 use crate::options::Options;
 use crate::rpc::RpcSession;
 use anyhow::Result;
-use common::lifecycle::{self, Policy};
+use common::lifecycle::{self, Ended, Policy};
 use crossbeam_channel::Receiver;
 use log::{info, warn};
 
@@ -16,11 +16,15 @@ pub struct Sessions {
     pub reconnects: u64,
     /// From the first connection's server properties.
     pub broker: Option<Broker>,
+    /// A stop (Ctrl-C, SIGTERM) came while connecting or waiting to
+    /// reconnect: the run's last session is gone and no new one was opened.
+    pub stopped: bool,
 }
 
 /// Runs `work` with a session and its number until it succeeds, on a new
 /// session after each lost connection. A first connection that fails is an
-/// error at once. `interrupt` (Ctrl-C) is handed to every session.
+/// error at once. `interrupt` (Ctrl-C, SIGTERM) is handed to every session,
+/// and also ends a wait to reconnect, or a connection attempt, at once.
 pub fn with_sessions(
     options: &Options,
     interrupt: Option<&Receiver<()>>,
@@ -28,8 +32,11 @@ pub fn with_sessions(
 ) -> Result<Sessions> {
     let mut sessions = 0u64;
     let mut broker = None;
-    let policy = Policy::GiveUpAfter(options.reconnect_for);
-    lifecycle::run_sessions(&options.connection, policy, &mut |session| {
+    let policy = Policy::GiveUpAfter {
+        limit: options.reconnect_for,
+        stop: interrupt,
+    };
+    let ended = lifecycle::run_sessions(&options.connection, policy, &mut |session| {
         let rpc = RpcSession::open(
             session.channel,
             &options.exchange,
@@ -57,5 +64,6 @@ pub fn with_sessions(
     Ok(Sessions {
         reconnects: sessions.saturating_sub(1),
         broker,
+        stopped: ended == Ended::Stopped,
     })
 }

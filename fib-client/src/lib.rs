@@ -155,7 +155,7 @@ fn benchmark(options: &Options) -> Result<Outcome> {
         export::create(path)?;
     }
     let csv = exports.csv.as_deref().map(CsvWriter::create).transpose()?;
-    let interrupt = interrupt::on_sigint()?;
+    let interrupt = interrupt::on_stop_signal()?;
     let started = SystemTime::now();
     let expected = match plan.stop {
         Stop::Count(count) => Some(count.saturating_add(plan.warmup)),
@@ -177,6 +177,11 @@ fn benchmark(options: &Options) -> Result<Outcome> {
     let sessions = connect::with_sessions(options, Some(&interrupt), &mut |session, number| {
         run.drive(session, number, &mut live)
     })?;
+    if sessions.stopped {
+        // Stopped while reconnecting: what is outstanding died with the lost
+        // connection, and nothing more is sent.
+        run.abandon(&mut live);
+    }
     live.progress.finish();
     if let Some(csv) = live.csv.take() {
         csv.finish()?;

@@ -5,6 +5,7 @@ use fib_client::cli::Cli;
 use fib_client::options::Options;
 
 fn main() {
+    common::exit::exit_on_panic();
     let cli = Cli::parse();
     let result = Options::from_cli(&cli).and_then(|options| {
         logging::init("fib-client", options.verbosity);

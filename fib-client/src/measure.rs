@@ -398,6 +398,24 @@ impl Run {
         k
     }
 
+    /// Ends an interrupted run without a session: nothing more is sent, and
+    /// every request still outstanding is given up (its reply died with the
+    /// lost connection).
+    pub fn abandon(&mut self, observer: &mut dyn Observer) {
+        if !self.interrupted {
+            log::info!(
+                "interrupted while reconnecting: sending nothing more; {} outstanding given up",
+                self.pending.len()
+            );
+        }
+        let now = Instant::now();
+        self.interrupt(now, observer);
+        let outstanding: Vec<u64> = self.pending.keys().copied().collect();
+        for i in outstanding {
+            self.give_up(i, now, observer);
+        }
+    }
+
     /// Drives the run on one session until every request is answered.
     /// `session_number` must change with every new connection: requests last
     /// sent on an earlier one are sent again first.

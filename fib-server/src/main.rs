@@ -3,6 +3,7 @@ use common::logging;
 use fib_server::cli::Cli;
 
 fn main() {
+    common::exit::exit_on_panic();
     let cli = Cli::parse();
     logging::init("fib-server", cli.verbosity.verbosity());
     let result = cli.settings().and_then(|settings| {

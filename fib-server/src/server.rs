@@ -153,7 +153,7 @@ fn serve(
     metrics.set_state(worker, State::Stopping);
     match ended? {
         Ended::Done(()) => info!(target: "startup", "fib-server stopped"),
-        Ended::Stopped => info!(target: "startup", "fib-server stopped while reconnecting"),
+        Ended::Stopped => info!(target: "startup", "fib-server stopped while connecting"),
     }
     Ok(())
 }

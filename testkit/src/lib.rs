@@ -11,6 +11,7 @@ mod peer;
 mod pika;
 mod process;
 pub mod prometheus;
+mod proxy;
 pub mod readme;
 mod scratch;
 mod server;
@@ -20,6 +21,7 @@ pub use cluster::Cluster;
 pub use peer::Peer;
 pub use pika::{python, script as pika_script};
 pub use process::Spawned;
+pub use proxy::Proxy;
 pub use scratch::Scratch;
 pub use server::InProcessServer;
 
