@@ -7,7 +7,7 @@ use crate::failure::Failure;
 use crate::logging::Verbosity;
 use crate::protocol::{check_name, DEFAULT_EXCHANGE, DEFAULT_URL};
 use anyhow::Result;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The shared notes at the end of both programs' `--help`.
 pub const LOG_NOTE: &str = "\
@@ -23,6 +23,16 @@ pub struct ConnectionArgs {
           value_delimiter = ',', action = clap::ArgAction::Append,
           hide_default_value = true, hide_env_values = true, help = url_help())]
     pub urls: Vec<String>,
+    /// File holding the broker URL(s), one a line, '#' starting a comment
+    /// line; keeps the password out of the command line and the environment.
+    /// Must not be readable by group or others (chmod 600).
+    #[arg(
+        long,
+        env = "AMQP_URL_FILE",
+        value_name = "FILE",
+        conflicts_with = "urls"
+    )]
+    pub url_file: Option<PathBuf>,
     /// PEM file of an extra CA to trust; needs an amqps:// URL.
     #[arg(long, env = "AMQP_TLS_CA", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
@@ -44,11 +54,14 @@ impl ConnectionArgs {
     /// Checked connection settings: the URL parsed and the TLS CA file read,
     /// so that every mistake in them is a usage error (exit 2) at start.
     pub fn settings(&self) -> Result<ConnectionSettings> {
-        let urls = self
-            .urls
-            .iter()
-            .map(|text| parse_url(text))
-            .collect::<Result<Vec<_>>>()?;
+        let urls = match &self.url_file {
+            Some(path) => read_url_file(path)?,
+            None => self
+                .urls
+                .iter()
+                .map(|text| parse_url(text))
+                .collect::<Result<Vec<_>>>()?,
+        };
         if urls.is_empty() {
             return Err(Failure::Usage("--url needs at least one broker URL".into()).into());
         }
@@ -66,6 +79,57 @@ impl ConnectionArgs {
         check_name("--exchange", &self.exchange)?;
         Ok(settings)
     }
+}
+
+/// The most a URL file may hold: a few URLs, with room for comments.
+const URL_FILE_MAX_BYTES: u64 = 64 * 1024;
+
+/// The URLs of a `--url-file`: one a line, blank lines and lines starting
+/// with `#` skipped. Refused, as ssh refuses a loose key, if group or others
+/// may read or write it. No message quotes a line of it.
+pub fn read_url_file(path: &Path) -> Result<Vec<AmqpUrl>> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let usage = |message: String| -> anyhow::Error { Failure::Usage(message).into() };
+    let file = std::fs::File::open(path)
+        .map_err(|e| usage(format!("cannot read URL file {shown}: {e}")))?;
+    let metadata = file
+        .metadata()
+        .map_err(|e| usage(format!("cannot read URL file {shown}: {e}")))?;
+    if !metadata.is_file() {
+        return Err(usage(format!("URL file {shown} is not a regular file")));
+    }
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(usage(format!(
+            "URL file {shown} may be read by others (mode {mode:03o}); it holds a password: \
+             run `chmod 600 {shown}`"
+        )));
+    }
+    let mut text = String::new();
+    file.take(URL_FILE_MAX_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| usage(format!("cannot read URL file {shown}: {e}")))?;
+    if text.len() as u64 > URL_FILE_MAX_BYTES {
+        return Err(usage(format!(
+            "URL file {shown} is larger than {URL_FILE_MAX_BYTES} bytes"
+        )));
+    }
+    let mut urls = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let url = parse_url(line)
+            .map_err(|e| usage(format!("URL file {shown}, line {}: {e:#}", number + 1)))?;
+        urls.push(url);
+    }
+    if urls.is_empty() {
+        return Err(usage(format!("URL file {shown} holds no URL")));
+    }
+    Ok(urls)
 }
 
 /// The one place a `--url` value becomes an [`AmqpUrl`].
@@ -168,6 +232,105 @@ mod tests {
         let error = usage_error(&["--url", "amqp://u:s3cret@a:5681,"]);
         assert!(!error.contains("s3cret"), "{error}");
         Ok(())
+    }
+
+    /// A file in the temp folder with `text` and `mode`, removed on drop.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(text: &str, mode: u32) -> TempFile {
+            use std::os::unix::fs::PermissionsExt;
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let number = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let path = std::env::temp_dir()
+                .join(format!("fib-rpc-url-file-{}-{number}", std::process::id()));
+            std::fs::write(&path, text).expect("a temp file");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            TempFile(path)
+        }
+
+        fn arg(&self) -> &str {
+            self.0.to_str().expect("a UTF-8 temp path")
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_url_file_holds_urls_and_comments() -> Result<()> {
+        let file = TempFile::new(
+            "# the cluster\n\n  amqp://u:Qs3cr%23t@a:5681/%2f  \r\n# node 2\namqp://u:Qs3cr%23t@[::1]:5682\n",
+            0o600,
+        );
+        let from_file = settings(&["--url-file", file.arg()])?;
+        let places: Vec<_> = from_file
+            .urls
+            .iter()
+            .map(|u| (u.host.as_str(), u.port, u.username.as_str()))
+            .collect();
+        assert_eq!(places, [("a", 5681, "u"), ("::1", 5682, "u")]);
+        let read_only = TempFile::new("amqps://h/\n", 0o400);
+        assert_eq!(settings(&["--url-file", read_only.arg()])?.urls.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_url_file_others_may_read_is_refused_with_the_fix() {
+        for mode in [0o644, 0o640, 0o604, 0o660, 0o602] {
+            let file = TempFile::new("amqp://u:Qs3cret@h/\n", mode);
+            let error = usage_error(&["--url-file", file.arg()]);
+            assert!(
+                error.contains(&format!("run `chmod 600 {}`", file.arg())),
+                "{mode:o}: {error}"
+            );
+            assert!(error.contains(&format!("mode {mode:03o}")), "{error}");
+            assert!(!error.contains("Qs3cret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_url_file_that_cannot_serve_is_a_usage_error_quoting_none_of_it() {
+        let missing = "/nonexistent/fib-rpc-url";
+        let error = usage_error(&["--url-file", missing]);
+        assert!(
+            error.contains(missing) && error.contains("cannot read"),
+            "{error}"
+        );
+        let error = usage_error(&["--url-file", "/tmp"]);
+        assert!(error.contains("not a regular file"), "{error}");
+        let comments = TempFile::new("# amqp://u:Qs3cret@h/\n\n", 0o600);
+        let error = usage_error(&["--url-file", comments.arg()]);
+        assert!(
+            error.contains("holds no URL") && !error.contains("Qs3cret"),
+            "{error}"
+        );
+        // A '#' inside a URL is a fragment, refused as on the command line.
+        let fragment = TempFile::new("# ok\namqp://u:Qs3c#ret@h/\n", 0o600);
+        let error = usage_error(&["--url-file", fragment.arg()]);
+        assert!(
+            error.contains("line 2") && error.contains("fragment"),
+            "{error}"
+        );
+        assert!(
+            !error.contains("Qs3c") && !error.contains("ret@h"),
+            "{error}"
+        );
+        let big = TempFile::new(&"#\n".repeat(40_000), 0o600);
+        let error = usage_error(&["--url-file", big.arg()]);
+        assert!(error.contains("larger than"), "{error}");
+    }
+
+    #[test]
+    fn url_and_url_file_exclude_each_other() {
+        let file = TempFile::new("amqp://h/\n", 0o600);
+        let error = Cli::try_parse_from(["test", "--url", "amqp://h/", "--url-file", file.arg()])
+            .expect_err("a conflict");
+        assert_eq!(error.exit_code(), crate::exit::USAGE);
+        assert!(error.to_string().contains("cannot be used with"), "{error}");
     }
 
     #[test]
