@@ -24,14 +24,17 @@ pub struct Sessions {
 /// Runs `work` with a session and its number until it succeeds, on a new
 /// session after each lost connection. A first connection that fails is an
 /// error at once. `interrupt` (Ctrl-C, SIGTERM) is handed to every session,
-/// and also ends a wait to reconnect, or a connection attempt, at once.
+/// and also ends a wait to reconnect, or a connection attempt, at once. What
+/// the sessions were goes to `seen`, also when they end in an error (the
+/// summary of a failed run gives it).
 pub fn with_sessions(
     options: &Options,
     interrupt: Option<&Receiver<()>>,
+    seen: &mut Sessions,
     work: &mut dyn FnMut(&RpcSession, u64) -> Result<()>,
-) -> Result<Sessions> {
+) -> Result<()> {
     let mut sessions = 0u64;
-    let mut broker = None;
+    let broker = &mut seen.broker;
     let policy = Policy::GiveUpAfter {
         limit: options.reconnect_for,
         stop: interrupt,
@@ -54,6 +57,7 @@ pub fn with_sessions(
         broker.get_or_insert_with(|| Broker::from_server_properties(session.server_properties));
         session.ready();
         sessions += 1;
+        seen.reconnects = sessions.saturating_sub(1);
         work(&rpc, session.number)?;
         // The work is done: a failure to stop consuming politely changes nothing.
         if let Err(error) = rpc.close() {
@@ -61,9 +65,6 @@ pub fn with_sessions(
         }
         Ok(())
     })?;
-    Ok(Sessions {
-        reconnects: sessions.saturating_sub(1),
-        broker,
-        stopped: ended == Ended::Stopped,
-    })
+    seen.stopped = ended == Ended::Stopped;
+    Ok(())
 }

@@ -26,7 +26,7 @@ use measure::{Observer, RoundTrip, Run, Stop, Verdict};
 use options::{Mode, Options, Output};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, SystemTime};
-use summary::Summary;
+use summary::{Ended, Summary};
 
 /// How a run ended when nothing went wrong with the broker.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,11 +73,16 @@ pub fn run(options: &Options) -> Result<Outcome> {
 fn single(n: u64, options: &Options) -> Result<Outcome> {
     let mut run = Run::new(options.plan());
     let mut answer = None;
-    connect::with_sessions(options, None, &mut |session, number| {
-        run.drive(session, number, &mut |trip: &RoundTrip, reply: &Reply| {
-            answer = Some((trip.verdict.clone(), reply.clone()));
-        })
-    })?;
+    connect::with_sessions(
+        options,
+        None,
+        &mut connect::Sessions::default(),
+        &mut |session, number| {
+            run.drive(session, number, &mut |trip: &RoundTrip, reply: &Reply| {
+                answer = Some((trip.verdict.clone(), reply.clone()));
+            })
+        },
+    )?;
     let correct = match answer {
         Some((Verdict::Correct, Reply::Value(digits))) => {
             writeln!(std::io::stdout(), "{digits}")?;
@@ -174,25 +179,69 @@ fn benchmark(options: &Options) -> Result<Outcome> {
         csv,
     };
     let mut run = Run::new(plan);
-    let sessions = connect::with_sessions(options, Some(&interrupt), &mut |session, number| {
-        run.drive(session, number, &mut live)
-    })?;
-    if sessions.stopped {
-        // Stopped while reconnecting: what is outstanding died with the lost
-        // connection, and nothing more is sent.
-        run.abandon(&mut live);
-    }
+    let mut sessions = connect::Sessions::default();
+    let driven = connect::with_sessions(
+        options,
+        Some(&interrupt),
+        &mut sessions,
+        &mut |session, number| run.drive(session, number, &mut live),
+    );
     live.progress.finish();
-    if let Some(csv) = live.csv.take() {
-        csv.finish()?;
-    }
+    // Once the run has started, every way it ends gets its summary and
+    // exports; the error then decides the exit code, at the edge (main).
+    let driven = match driven {
+        // Nothing was done: the error alone says why.
+        Err(error) if !run.started() => return Err(error),
+        driven => driven,
+    };
+    let ended = match &driven {
+        Err(error) => {
+            run.end_after_failure(std::time::Instant::now(), &mut live);
+            Ended::of_error(error)
+        }
+        Ok(()) if sessions.stopped => {
+            // Stopped while reconnecting: what is outstanding died with the
+            // lost connection, and nothing more is sent.
+            run.abandon(&mut live);
+            Ended::Interrupted
+        }
+        Ok(()) => Ended::Completed,
+    };
+    let csv_written = live.csv.take().map_or(Ok(()), CsvWriter::finish);
     let measurement = run.finish();
-    let mut summary = Summary::of(&measurement, sessions.reconnects);
+    let ended = match ended {
+        Ended::Completed if measurement.interrupted => Ended::Interrupted,
+        ended => ended,
+    };
+    let mut summary = Summary::of(&measurement, sessions.reconnects, ended);
     if let (Some(baseline), Some(gate), Some(latency)) =
         (&baseline, &options.gate, &summary.latency_us)
     {
         summary.regression = Some(export::compare(latency, baseline, gate.max_regression));
     }
+    let reported =
+        csv_written.and_then(|()| report(options, started, &sessions, &measurement, &summary));
+    match (driven, reported) {
+        (Err(failure), Err(report_error)) => {
+            // The run's failure decides the exit code; this one is told too.
+            log::error!("{report_error:#}");
+            Err(failure)
+        }
+        (Err(failure), Ok(())) | (Ok(()), Err(failure)) => Err(failure),
+        (Ok(()), Ok(())) => Ok(Outcome::Benchmark(Box::new(summary))),
+    }
+}
+
+/// Prints the summary (text, or JSON on stdout) and writes every export
+/// asked for, except the CSV written as the run went.
+fn report(
+    options: &Options,
+    started: SystemTime,
+    sessions: &connect::Sessions,
+    measurement: &measure::Measurement,
+    summary: &Summary,
+) -> Result<()> {
+    let exports = &options.exports;
     if summary.fell_behind() {
         if let Some(rate) = &summary.rate {
             log::warn!(
@@ -210,8 +259,8 @@ fn benchmark(options: &Options) -> Result<Outcome> {
     {
         let mut stdout = std::io::stdout().lock();
         match options.output {
-            Output::Json => writeln!(stdout, "{}", export::json(&summary)?)?,
-            Output::Human => write!(stdout, "{}", output::summary_table(&summary))?,
+            Output::Json => writeln!(stdout, "{}", export::json(summary)?)?,
+            Output::Human => write!(stdout, "{}", output::summary_table(summary))?,
         }
         stdout.flush()?;
     }
@@ -223,10 +272,10 @@ fn benchmark(options: &Options) -> Result<Outcome> {
     }
     if let Some(path) = &exports.json {
         let parameters = Parameters::new(options, started, sessions.broker.clone());
-        export::write(path, &export::json_document(&summary, &parameters)?)?;
+        export::write(path, &export::json_document(summary, &parameters)?)?;
     }
     if let Some(path) = &exports.markdown {
-        export::write(path, &export::markdown(&summary))?;
+        export::write(path, &export::markdown(summary))?;
     }
     if let Some(path) = &exports.hgrm {
         export::write(
@@ -254,5 +303,5 @@ fn benchmark(options: &Options) -> Result<Outcome> {
         }
         export::write(path, &export::spectrum_svg(&title, &views)?)?;
     }
-    Ok(Outcome::Benchmark(Box::new(summary)))
+    Ok(())
 }

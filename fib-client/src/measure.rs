@@ -326,6 +326,27 @@ impl Run {
         self.stop_sending(now, observer);
     }
 
+    /// Whether the run has started driving (its schedule's t0 is set).
+    pub fn started(&self) -> bool {
+        self.origin.is_some()
+    }
+
+    /// Ends a run that failed at `now`: nothing more is sent, what was due
+    /// and not sent is counted unsent, and what is outstanding is given up
+    /// as unanswered (and shown to `observer`), so that its summary tells
+    /// what was done.
+    pub fn end_after_failure(&mut self, now: Instant, observer: &mut dyn Observer) {
+        self.stop_sending(now, observer);
+        self.give_up_outstanding(now, observer);
+    }
+
+    fn give_up_outstanding(&mut self, now: Instant, observer: &mut dyn Observer) {
+        let outstanding: Vec<u64> = self.pending.keys().copied().collect();
+        for index in outstanding {
+            self.give_up(index, now, observer);
+        }
+    }
+
     /// Sending ends at `at`: requests due before then and not sent are
     /// counted (and shown to `observer`) as unsent.
     fn stop_sending(&mut self, at: Instant, observer: &mut dyn Observer) {
@@ -410,10 +431,7 @@ impl Run {
         }
         let now = Instant::now();
         self.interrupt(now, observer);
-        let outstanding: Vec<u64> = self.pending.keys().copied().collect();
-        for i in outstanding {
-            self.give_up(i, now, observer);
-        }
+        self.give_up_outstanding(now, observer);
     }
 
     /// Drives the run on one session until every request is answered.

@@ -34,6 +34,8 @@ pub struct Summary {
     #[serde(default)]
     pub unsent: u64,
     pub interrupted: bool,
+    /// Why the run ended.
+    pub ended: Ended,
     /// Corrected latency: from when each request was due (open loop) or sent
     /// (closed loop, where both views are the same) to its reply.
     pub latency_us: Option<Latency>,
@@ -49,6 +51,60 @@ pub struct Summary {
     /// With `--baseline` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regression: Option<Regression>,
+}
+
+/// Why a timed run ended: the summary's `ended`. Every way a run that
+/// started can end has its own word, printed with the summary of what was
+/// done before it, whatever the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ended {
+    /// It ran to its `--count` or `--duration` (exit 0, 1 or 6).
+    Completed,
+    /// Ctrl-C (exit 130).
+    Interrupted,
+    /// A request got no reply within `--timeout`, `--retries` times over
+    /// (exit 5).
+    NoReply,
+    /// The connection was lost and could not be made again within the
+    /// reconnection budget (exit 3).
+    GaveUpReconnecting,
+    /// The broker closed the channel or the connection for a reason that
+    /// reconnecting would not cure (exit 3).
+    BrokerError,
+    /// A request was returned unroutable: nothing is bound (exit 4).
+    Unroutable,
+    /// Anything else, such as a bug (exit 70).
+    InternalError,
+}
+
+impl Ended {
+    /// Why a run that failed with `error` ended. Decided from the error's
+    /// exit code (`common::exit`, the one mapping), with a lost connection
+    /// told apart from a refusal.
+    pub fn of_error(error: &anyhow::Error) -> Ended {
+        use common::exit;
+        match exit::exit_code(error) {
+            exit::TIMEOUT => Ended::NoReply,
+            exit::UNROUTABLE => Ended::Unroutable,
+            exit::BROKER if common::failure::is_transient(error) => Ended::GaveUpReconnecting,
+            exit::BROKER => Ended::BrokerError,
+            _ => Ended::InternalError,
+        }
+    }
+
+    /// The word in the JSON summary: `no-reply`, ...
+    pub fn word(self) -> &'static str {
+        match self {
+            Ended::Completed => "completed",
+            Ended::Interrupted => "interrupted",
+            Ended::NoReply => "no-reply",
+            Ended::GaveUpReconnecting => "gave-up-reconnecting",
+            Ended::BrokerError => "broker-error",
+            Ended::Unroutable => "unroutable",
+            Ended::InternalError => "internal-error",
+        }
+    }
 }
 
 /// How an open loop kept to its schedule.
@@ -82,7 +138,7 @@ pub struct Regression {
 }
 
 impl Summary {
-    pub fn of(measurement: &Measurement, reconnects: u64) -> Summary {
+    pub fn of(measurement: &Measurement, reconnects: u64, ended: Ended) -> Summary {
         let seconds = measurement.total.as_secs_f64();
         let count = measurement.answered;
         Summary {
@@ -102,6 +158,7 @@ impl Summary {
             unanswered: measurement.unanswered,
             unsent: measurement.unsent,
             interrupted: measurement.interrupted,
+            ended,
             latency_us: Latency::of(&measurement.corrected),
             latency_as_sent_us: Latency::of(&measurement.as_sent),
             latency_clamped: measurement.clamped,
@@ -130,5 +187,52 @@ impl Summary {
             || self
                 .rate
                 .is_some_and(|r| r.late_sends > 0 || r.achieved < r.asked * 0.99)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::failure::Failure;
+
+    const ALL: [Ended; 7] = [
+        Ended::Completed,
+        Ended::Interrupted,
+        Ended::NoReply,
+        Ended::GaveUpReconnecting,
+        Ended::BrokerError,
+        Ended::Unroutable,
+        Ended::InternalError,
+    ];
+
+    #[test]
+    fn each_end_has_one_word_in_text_and_json() {
+        for ended in ALL {
+            let json = serde_json::to_string(&ended).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", ended.word()));
+            assert_eq!(serde_json::from_str::<Ended>(&json).ok(), Some(ended));
+        }
+    }
+
+    #[test]
+    fn a_failure_says_why_the_run_ended() {
+        let of = |failure: Failure| Ended::of_error(&anyhow::Error::new(failure).context("run"));
+        assert_eq!(of(Failure::Timeout("t".into())), Ended::NoReply);
+        assert_eq!(of(Failure::Unroutable("u".into())), Ended::Unroutable);
+        assert_eq!(
+            of(Failure::Disconnected("gave up reconnecting".into())),
+            Ended::GaveUpReconnecting
+        );
+        assert_eq!(of(Failure::Broker("refused".into())), Ended::BrokerError);
+        let closed = amiquip::Error::ServerClosedChannel {
+            channel_id: 1,
+            code: 404,
+            message: "NOT_FOUND - no exchange".into(),
+        };
+        assert_eq!(Ended::of_error(&closed.into()), Ended::BrokerError);
+        assert_eq!(
+            Ended::of_error(&anyhow::anyhow!("bug")),
+            Ended::InternalError
+        );
     }
 }

@@ -5,8 +5,8 @@
 
 use anyhow::{Context, Result};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use testkit::{json_summary, InProcessServer, Scratch, Spawned, WAIT};
+use std::path::Path;
+use testkit::{json_summary, InProcessServer, Scratch, Spawned, TempDir as Dir, WAIT};
 
 fn client(scratch: &Scratch, args: &[&str]) -> Result<Spawned> {
     scratch.spawn(env!("CARGO_BIN_EXE_fib-client"), args)
@@ -17,27 +17,6 @@ fn number(value: &Value, path: &[&str]) -> Result<f64> {
         .try_fold(value, |v, key| v.get(key))
         .and_then(Value::as_f64)
         .with_context(|| format!("no number at {path:?} in {value}"))
-}
-
-/// A directory of its own for a test's files, removed at the end.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(label: &str) -> Result<Dir> {
-        let path = std::env::temp_dir().join(format!("fib-latency-{label}-{}", std::process::id()));
-        std::fs::create_dir_all(&path)?;
-        Ok(Dir(path))
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn ordered(latency: &Value) -> Result<()> {
@@ -306,7 +285,11 @@ fn every_export_writes_what_it_says() -> Result<()> {
 fn ctrl_c_stops_prints_what_was_done_and_exits_130() -> Result<()> {
     let scratch = Scratch::new("sigint");
     let _server = InProcessServer::start(scratch.server_settings())?;
+    let dir = Dir::new("sigint")?;
+    let exported = dir.file("run.json");
     let args = [
+        "--export-json",
+        &exported,
         "--rate",
         "100",
         "--count",
@@ -324,6 +307,9 @@ fn ctrl_c_stops_prints_what_was_done_and_exits_130() -> Result<()> {
     assert_eq!(run.wait(WAIT)?.code(), Some(130), "{:?}", run.stderr());
     let summary = json_summary(&run)?;
     assert_eq!(summary["interrupted"].as_bool(), Some(true));
+    assert_eq!(summary["ended"].as_str(), Some("interrupted"));
+    let document: Value = serde_json::from_str(&read(&exported)?)?;
+    assert_eq!(document["summary"], summary, "the export says the same");
     let count = |name: &str| summary[name].as_u64().with_context(|| name.to_string());
     assert!(count("count")? > 0);
     assert_eq!(
@@ -376,6 +362,7 @@ fn the_gate_fails_with_exit_6_on_a_regression_and_passes_a_fair_baseline() -> Re
     }
     let doctored = dir.file("doctored.json");
     std::fs::write(&doctored, serde_json::to_string(&document)?)?;
+    let regressed = dir.file("regressed.json");
     let args = [
         "--count",
         "200",
@@ -383,9 +370,16 @@ fn the_gate_fails_with_exit_6_on_a_regression_and_passes_a_fair_baseline() -> Re
         &doctored,
         "--max-regression",
         "10",
+        "--export-json",
+        &regressed,
     ];
     let mut run = client(&scratch, &args)?;
     assert_eq!(run.wait(WAIT)?.code(), Some(6), "{:?}", run.stderr());
+    let document: Value = serde_json::from_str(&read(&regressed)?)?;
+    let summary = &document["summary"];
+    assert_eq!(summary["ended"].as_str(), Some("completed"), "{summary}");
+    assert_eq!(summary["regression"]["failed"].as_bool(), Some(true));
+    assert_eq!(summary["count"].as_u64(), Some(200));
     let stdout = run.stdout().join("\n");
     assert!(
         stdout.contains("REGRESSION, worse by more than 10%"),

@@ -77,3 +77,26 @@ pub fn json_summary(client: &Spawned) -> anyhow::Result<serde_json::Value> {
 /// Generous bound for anything a test waits on: long enough never to fire on
 /// a loaded CI machine, short enough that a hang fails the test.
 pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A directory of its own for a test's files, removed at the end.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> anyhow::Result<TempDir> {
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        let path = std::env::temp_dir().join(format!("fib-test-{label}-{}", &unique[..12]));
+        std::fs::create_dir_all(&path)?;
+        Ok(TempDir(path))
+    }
+
+    /// The path of `name` in it, as text (for a command line).
+    pub fn file(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,7 +1,7 @@
 //! The end-of-run summary for people.
 
 use crate::stats::Latency;
-use crate::summary::{Regression, Summary};
+use crate::summary::{Ended, Regression, Summary};
 use std::fmt::Write;
 
 pub fn summary_table(summary: &Summary) -> String {
@@ -29,6 +29,16 @@ pub fn summary_table(summary: &Summary) -> String {
             out,
             "interrupted: {} sent, {} answered, {} unanswered",
             summary.sent, summary.count, summary.unanswered
+        );
+    }
+    if !matches!(summary.ended, Ended::Completed | Ended::Interrupted) {
+        let _ = writeln!(
+            out,
+            "ended early ({}): {} sent, {} answered, {} unanswered",
+            summary.ended.word(),
+            summary.sent,
+            summary.count,
+            summary.unanswered
         );
     }
     if summary.unsent > 0 {
@@ -141,6 +151,7 @@ mod tests {
             unanswered: 0,
             unsent: 0,
             interrupted: false,
+            ended: Ended::Completed,
             latency_us: Some(latency(500.0)),
             latency_as_sent_us: Some(latency(500.0)),
             latency_clamped: 0,
