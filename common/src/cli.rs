@@ -44,9 +44,9 @@ pub struct ConnectionArgs {
 fn url_help() -> String {
     let shown = AmqpUrl::parse(DEFAULT_URL).map_or_else(|_| String::new(), |url| url.to_string());
     format!(
-        "Broker URL, amqp:// or amqps://; its password is never printed. Repeat it (or give \
-         a comma-separated list) for the nodes of a cluster: tried in order, then round-robin \
-         after a lost connection [default: {shown}]"
+        "Broker URL, amqp:// or amqps://; its password is never printed (to keep it out of \
+         ps, use --url-file). Repeat it (or give a comma-separated list) for the nodes of a \
+         cluster: tried in order, then round-robin after a lost connection [default: {shown}]"
     )
 }
 

@@ -194,3 +194,32 @@ fn a_stop_during_a_connection_that_succeeds_gives_the_work_nothing() -> Result<(
     assert_eq!(proxy.accepted(), attempts, "connected after the stop");
     Ok(())
 }
+
+/// SIGTERM mid-run, the broker there: the client stops as for Ctrl-C,
+/// awaits what is outstanding and prints its summary (it used to die of the
+/// signal, with nothing printed).
+#[test]
+fn client_sigterm_mid_run_is_taken_as_ctrl_c() -> Result<()> {
+    let scratch = Scratch::new("clientterm");
+    let url = testkit::broker_url();
+    let mut server = start_server(&url, &scratch, &["--quiet"])?;
+    let mut client = start_client(&url, &scratch, &["--count", "1000000", "--inflight", "4"])?;
+    wait_for_reply(&client, 50)?;
+    let (code, took) = stop(&mut client, "TERM")?;
+    assert_eq!(code, Some(130), "{:?}", client.stderr());
+    let summary = testkit::json_summary(&client)?;
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    let count = summary["count"].as_u64().context("count")?;
+    assert_eq!(summary["ok"].as_u64(), Some(count), "{summary}");
+    assert_eq!(
+        summary["unanswered"], 0,
+        "the outstanding were awaited: {summary}"
+    );
+    server.signal("TERM")?;
+    assert_eq!(server.wait(WAIT)?.code(), Some(0), "{:?}", server.stderr());
+    eprintln!(
+        "client SIGTERM mid-run: exit 130 after {:.0} ms, summary with {count} answered",
+        took.as_secs_f64() * 1e3
+    );
+    Ok(())
+}

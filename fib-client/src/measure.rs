@@ -500,7 +500,7 @@ impl Run {
                 Event::Interrupted if !self.interrupted => {
                     log::info!(
                         "interrupted: sending nothing more; waiting up to {:.1} s for the {} \
-                         outstanding (Ctrl-C again to quit at once)",
+                         outstanding (a second Ctrl-C or SIGTERM quits at once)",
                         self.plan.timeout.as_secs_f64(),
                         self.pending.len()
                     );

@@ -79,11 +79,17 @@ impl Proxy {
         self.port
     }
 
-    /// `url` (the tests' broker URL, with its credentials) pointed at the
-    /// proxy instead.
+    /// `url` (the tests' broker URL, with its credentials, naming the
+    /// broker's address and port as the proxy's target) pointed at the proxy
+    /// instead. Panics if `url` does not name the target: the test would
+    /// otherwise bypass the proxy without a word.
     pub fn url_for(&self, url: &str) -> String {
-        let from = format!("{}:{}", self.target.ip(), self.target.port());
-        let to = format!("127.0.0.1:{}", self.port);
+        let from = format!("@{}:{}/", self.target.ip(), self.target.port());
+        let to = format!("@127.0.0.1:{}/", self.port);
+        assert!(
+            url.contains(&from),
+            "the broker URL does not name {from}: write AMQP_URL with the address and port"
+        );
         url.replace(&from, &to)
     }
 
