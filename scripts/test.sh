@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: broker, prometheus and promtool, pika venv, fmt, clippy, cargo test, fault suite
+# The whole test suite: broker, prometheus and promtool, pika venv, fmt, clippy, cargo deny, cargo test, fault suite
 # (with the broker restarts and the cluster faults, each run alone).
 # Extra arguments are passed to `cargo test`.
 set -euo pipefail
@@ -22,6 +22,9 @@ cargo fmt --all -- --check
 
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== cargo deny (advisories, licences, bans, sources)" >&2
+bash scripts/deny.sh
 
 echo "== cargo test" >&2
 # The fault suite (faults/) runs the built binaries of both programs.
