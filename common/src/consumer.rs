@@ -36,6 +36,21 @@ pub fn cancel(consumer: Consumer<'_>) -> Result<()> {
 /// `Delivery`), classified so that callers reconnect only where it can help.
 pub fn ended(message: &ConsumerMessage) -> anyhow::Error {
     let text = format!("stopped consuming: {message:?}");
+    // The broker's channel error itself, so that a cluster's passing one (a
+    // queue's node restarting) is told apart by its code.
+    if let ConsumerMessage::ServerClosedChannel(amiquip::Error::ServerClosedChannel {
+        channel_id,
+        code,
+        message,
+    }) = message
+    {
+        return anyhow::Error::new(amiquip::Error::ServerClosedChannel {
+            channel_id: *channel_id,
+            code: *code,
+            message: message.clone(),
+        })
+        .context("stopped consuming");
+    }
     let transient = match message {
         ConsumerMessage::ServerClosedConnection(error)
         | ConsumerMessage::ServerClosedChannel(error) => {

@@ -3,6 +3,7 @@
 //! the chain into the program's exit code.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
@@ -47,6 +48,60 @@ pub fn is_transient(error: &anyhow::Error) -> bool {
         }
     }
     false
+}
+
+/// How long channel-level errors that a cluster raises for a moment (see
+/// [`is_passing_channel_error`]) may go on, session after session with no
+/// session getting ready in between, before they are taken as final: about
+/// what a node takes to restart, with room to spare.
+pub const CHANNEL_ERROR_LIMIT: Duration = Duration::from_secs(300);
+
+/// Whether `error` is a channel-level error that a cluster raises for a
+/// moment and a new session may cure: 404 NOT_FOUND (a classic queue's home
+/// node is down or restarting, a queue deleted under us, which the next
+/// session declares again), or a channel closed on a timeout (a quorum queue
+/// electing its leader). Unlike a lost connection, such an error could also
+/// be final (a node removed from the cluster for good), so it is retried
+/// for [`CHANNEL_ERROR_LIMIT`] only. A 403 or 406 is never one of these: the
+/// broker would refuse again.
+pub fn is_passing_channel_error(error: &anyhow::Error) -> bool {
+    for cause in error.chain() {
+        if cause.downcast_ref::<Failure>().is_some() {
+            return false;
+        }
+        if let Some(error) = cause.downcast_ref::<amiquip::Error>() {
+            return match error {
+                amiquip::Error::ServerClosedChannel { code, message, .. } => {
+                    *code == 404
+                        || (!matches!(code, 403 | 406)
+                            && message.to_ascii_lowercase().contains("timeout"))
+                }
+                _ => false,
+            };
+        }
+    }
+    false
+}
+
+/// The bound on passing channel errors: when the first of a run of them
+/// came, the run ending when a session gets ready.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelErrors {
+    since: Option<Instant>,
+}
+
+impl ChannelErrors {
+    /// One more passing channel error at `now`: whether it may still be
+    /// retried (less than [`CHANNEL_ERROR_LIMIT`] since the first).
+    pub fn retry(&mut self, now: Instant) -> bool {
+        let since = *self.since.get_or_insert(now);
+        now.saturating_duration_since(since) < CHANNEL_ERROR_LIMIT
+    }
+
+    /// A session got ready: the run is over.
+    pub fn reset(&mut self) {
+        self.since = None;
+    }
 }
 
 /// amiquip's errors that mean "the connection is gone", not "you asked for
@@ -94,5 +149,54 @@ mod tests {
         assert!(is_transient(&Failure::Disconnected("gone".into()).into()));
         assert!(!is_transient(&Failure::Broker("refused".into()).into()));
         assert!(!is_transient(&anyhow::anyhow!("other")));
+    }
+
+    fn channel_closed(code: u16, message: &str) -> anyhow::Error {
+        anyhow::Error::new(amiquip::Error::ServerClosedChannel {
+            channel_id: 1,
+            code,
+            message: message.into(),
+        })
+        .context("cannot declare queue")
+    }
+
+    #[test]
+    fn a_cluster_s_passing_channel_errors_are_told_from_final_ones() {
+        let home_down = channel_closed(
+            404,
+            "NOT_FOUND - home node 'rabbit@n1' of durable queue 'q' in vhost '/' is down or inaccessible",
+        );
+        assert!(is_passing_channel_error(&home_down));
+        assert!(!is_transient(&home_down), "bounded, not retried forever");
+        let timeout = channel_closed(541, "INTERNAL_ERROR - timeout waiting for the leader");
+        assert!(is_passing_channel_error(&timeout));
+        for final_error in [
+            channel_closed(406, "PRECONDITION_FAILED - inequivalent arg 'x-queue-type'"),
+            channel_closed(403, "ACCESS_REFUSED - timeout in the message"),
+            channel_closed(405, "RESOURCE_LOCKED - cannot obtain exclusive access"),
+        ] {
+            assert!(!is_passing_channel_error(&final_error), "{final_error:#}");
+        }
+        // A failure already classified, and connection-level errors, are
+        // not channel errors.
+        let classified: anyhow::Error = Failure::Broker("stopped consuming".into()).into();
+        assert!(!is_passing_channel_error(&classified));
+        let connection = anyhow::Error::new(amiquip::Error::ServerClosedConnection {
+            code: 404,
+            message: "NOT_FOUND".into(),
+        });
+        assert!(!is_passing_channel_error(&connection));
+    }
+
+    #[test]
+    fn passing_channel_errors_are_retried_for_a_bounded_time() {
+        let mut errors = ChannelErrors::default();
+        let start = Instant::now();
+        assert!(errors.retry(start));
+        assert!(errors.retry(start + CHANNEL_ERROR_LIMIT - Duration::from_millis(1)));
+        assert!(!errors.retry(start + CHANNEL_ERROR_LIMIT));
+        // A session that got ready in between starts the count again.
+        errors.reset();
+        assert!(errors.retry(start + 2 * CHANNEL_ERROR_LIMIT));
     }
 }

@@ -103,6 +103,7 @@ pub fn run_sessions<T>(
     let mut backoff = Backoff::default();
     let mut ever_ready = false;
     let mut lost_since: Option<Instant> = None;
+    let mut channel_errors = failure::ChannelErrors::default();
     let mut number = 0u64;
     // Where the next attempt starts: the first address at first, then the
     // one after the address that was lost (round-robin over a cluster).
@@ -116,6 +117,7 @@ pub fn run_sessions<T>(
         if ready {
             ever_ready = true;
             lost_since = None;
+            channel_errors.reset();
             backoff.reset();
         }
         let error = match attempt {
@@ -125,6 +127,17 @@ pub fn run_sessions<T>(
                 return Ok(Ended::Stopped)
             }
             Err(error) if ever_ready && failure::is_transient(&error) => error,
+            // A cluster's passing channel error (a queue's node restarting):
+            // retried like a lost connection, but for a bounded time.
+            Err(error) if ever_ready && failure::is_passing_channel_error(&error) => {
+                if !channel_errors.retry(Instant::now()) {
+                    let limit = failure::CHANNEL_ERROR_LIMIT.as_secs();
+                    return Err(
+                        error.context(format!("the broker kept closing the channel for {limit} s"))
+                    );
+                }
+                error
+            }
             Err(error) => return Err(error),
         };
         let delay = backoff.next_delay();

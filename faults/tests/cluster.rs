@@ -258,3 +258,59 @@ fn poison_request_is_dead_lettered(cluster: &Cluster) -> Result<()> {
     server.wait(WAIT)?;
     Ok(())
 }
+
+/// A classic request queue lives on one node. With that node gone, a server
+/// that reconnects to another gets 404 NOT_FOUND on its declaration ("home
+/// node ... is down or inaccessible"), a channel error the cluster raises
+/// until the node is back. The server retries it (for a bounded time, see
+/// `common::failure::CHANNEL_ERROR_LIMIT`) instead of exiting 3, and serves
+/// again once the node is back. Its own test, so it can run alone:
+///
+///     cargo test -p faults --test cluster -- --ignored --test-threads=1 --nocapture home_node
+#[test]
+#[ignore = "starts a three-node RabbitMQ cluster; scripts/test.sh runs it alone"]
+fn a_classic_queue_s_home_node_restarting_does_not_end_the_server() -> Result<()> {
+    let cluster = Cluster::start()?;
+    let scratch = Scratch::new("homenode");
+    // The server declares the queue on node 1: its home.
+    let mut server = start_server(&urls_from(&cluster, 1), &scratch, &[])?;
+    cluster.kill(1)?;
+    let deadline = Instant::now() + WAIT;
+    let mut retried = 0u32;
+    while retried == 0 {
+        if Instant::now() >= deadline {
+            bail!(
+                "no retry after a 404 within {WAIT:?}: {:?}",
+                server.stderr()
+            );
+        }
+        let line = server.wait_for_line("reconnecting in", WAIT)?;
+        if line.contains("NOT_FOUND") && line.contains("home node") {
+            retried += 1;
+        }
+    }
+    cluster.start_node(1)?;
+    server.wait_for_line("ready", WAIT)?;
+    let count = 200u64;
+    let mut client = start_client(
+        &urls_from(&cluster, 2),
+        &scratch,
+        &["--count", &count.to_string(), "--timeout", "5"],
+    )?;
+    let status = client.wait(Duration::from_secs(60))?;
+    assert_eq!(status.code(), Some(0), "{:?}", client.stderr());
+    let figures = Figures::of(&client)?;
+    assert_eq!((figures.ok, figures.failures), (count, 0), "{figures:?}");
+    server.signal("TERM")?;
+    assert_eq!(server.wait(WAIT)?.code(), Some(0), "{:?}", server.stderr());
+    let not_found = server
+        .stderr()
+        .iter()
+        .filter(|line| line.contains("NOT_FOUND") && line.contains("reconnecting in"))
+        .count();
+    eprintln!(
+        "{}, server retried {not_found} declarations refused with 404 while node 1 was down",
+        figures.line("classic queue's home node (1) killed, then started", 0)
+    );
+    Ok(())
+}
