@@ -28,6 +28,9 @@
 #                  until it is gone.
 #   stop-node I    Stop node I gracefully (the whole node, `rabbitmqctl
 #                  stop`), as a node going down for maintenance would.
+#   stop-app I     Stop the RabbitMQ application on node I (`rabbitmqctl
+#                  stop_app`: its connections close, its Erlang VM stays),
+#                  as an operator does before maintenance.
 #   start-node I   Start node I again (after kill or stop-node; a node whose
 #                  app alone was stopped gets start_app) and wait until it
 #                  runs in the cluster again.
@@ -501,7 +504,7 @@ do_status() {
 COMMAND="${1:-}"
 ARG="${2:-}"
 case "$COMMAND" in
-start | stop | kill | stop-node | start-node)
+start | stop | kill | stop-node | stop-app | start-node)
     # One mutating command at a time.
     exec 9>>"$STATE.lock"
     flock -w "$TIMEOUT" 9 || die "another scripts/cluster.sh holds $STATE.lock"
@@ -532,6 +535,12 @@ stop-node)
     check_index "$ARG"
     node_up "$ARG" || die "$(node_name "$ARG") is not running"
     stop_node "$ARG" || die "$(node_name "$ARG") would not stop"
+    ;;
+stop-app)
+    check_index "$ARG"
+    node_up "$ARG" || die "$(node_name "$ARG") is not running"
+    log "stop_app on $(node_name "$ARG")"
+    ctl "$(remaining)" rabbitmqctl "$ARG" -q stop_app >&2 || die "stop_app on $(node_name "$ARG") failed"
     ;;
 start-node)
     check_index "$ARG"

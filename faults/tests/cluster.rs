@@ -16,7 +16,7 @@ use common::protocol::request_properties;
 use common::{AmqpUrl, ConnectionSettings};
 use faults::{start_client, start_server, wait_for_reply, Figures};
 use std::time::{Duration, Instant};
-use testkit::{Cluster, Peer, Scratch, WAIT};
+use testkit::{http, Cluster, Peer, Scratch, WAIT};
 
 /// The three URLs as one comma-separated list starting at node `first`.
 fn urls_from(cluster: &Cluster, first: usize) -> String {
@@ -179,6 +179,117 @@ fn a_cluster_loses_a_node_mid_run_and_nothing_is_lost() -> Result<()> {
     }
 
     poison_request_is_dead_lettered(&cluster)?;
+    Ok(())
+}
+
+#[test]
+#[ignore = "starts a three-node RabbitMQ cluster; scripts/test.sh runs it alone"]
+fn the_metrics_endpoint_follows_the_cluster() -> Result<()> {
+    let cluster = Cluster::start()?;
+    readiness_and_reconnections_show_on_the_metrics_endpoint(&cluster)
+}
+
+/// Where a started server (its ready line already read) serves metrics.
+fn metrics_addr_of(server: &testkit::Spawned) -> Result<String> {
+    let stderr = server.stderr();
+    let line = stderr
+        .iter()
+        .find(|line| line.contains("metrics at"))
+        .context("no metrics address in the server's ready line")?;
+    http::metrics_addr(line)
+}
+
+/// The sample of `series` in a fresh scrape of fib-server at `addr`.
+fn scraped(addr: &str, series: &str) -> Result<Option<f64>> {
+    Ok(http::sample(&http::get_ok(addr, "/metrics")?, series))
+}
+
+/// Waits until the scrape at `addr` shows `series` = `value`.
+fn await_sample(addr: &str, series: &str, value: f64) -> Result<()> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = scraped(addr, series)?;
+        if got == Some(value) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("{series} was {got:?}, not {value}, after {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `/readyz` turns 503 within 5 s of `stop_app` on the server's node and
+/// 200 again after `start_app`, while `/healthz` stays 200; a node lost
+/// under a server is one more reconnection, and the gauge names the node it
+/// moved to. Only the cluster's own nodes are stopped.
+fn readiness_and_reconnections_show_on_the_metrics_endpoint(cluster: &Cluster) -> Result<()> {
+    let scratch = Scratch::new("readyz");
+    // Node 2 alone: the server cannot move, so it waits for its node.
+    let only_node_2 = cluster.url(2).to_string();
+    let server_args = ["--queue-type", "quorum", "--metrics", "127.0.0.1:0"];
+    let mut server = start_server(&only_node_2, &scratch, &server_args)?;
+    let addr = metrics_addr_of(&server)?;
+    http::wait_for_status(&addr, "/readyz", 200, WAIT)?;
+    // Watched from before stop_app is asked until /readyz says 503.
+    let watched = addr.clone();
+    let stop_asked = Instant::now();
+    let watcher = std::thread::spawn(move || {
+        http::wait_for_status(&watched, "/readyz", 503, Duration::from_secs(60))
+    });
+    cluster.stop_app(2)?;
+    let stopped = stop_asked.elapsed();
+    let not_ready = watcher
+        .join()
+        .map_err(|_| anyhow::anyhow!("the /readyz watcher panicked"))??;
+    // The connection closes as stop_app begins; the command then stops the
+    // rest of the node's application.
+    assert!(
+        not_ready <= Duration::from_secs(5),
+        "/readyz turned 503 {not_ready:?} after stop_app was asked"
+    );
+    let reason = http::get(&addr, "/readyz")?.body;
+    assert!(reason.contains("reconnecting"), "{reason}");
+    // Alive all along the outage, which lasts a while: several backoffs.
+    for _ in 0..5 {
+        assert_eq!(http::get_ok(&addr, "/healthz")?, "alive\n");
+        assert_eq!(http::get(&addr, "/readyz")?.status, 503);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    cluster.start_node(2)?;
+    let ready_again = http::wait_for_status(&addr, "/readyz", 200, WAIT)?;
+    await_sample(&addr, "fib_server_reconnections_total", 1.0)?;
+    eprintln!(
+        "stop_app of the server's node (2): /readyz 503 {:.1} s after stop_app was asked \
+         (which took {:.1} s; {reason:?}), 200 again {:.1} s after start_app returned, \
+         /healthz 200 throughout, reconnections 1",
+        not_ready.as_secs_f64(),
+        stopped.as_secs_f64(),
+        ready_again.as_secs_f64(),
+    );
+    server.signal("TERM")?;
+    server.wait(WAIT)?;
+
+    // A node lost: the server on node 1 moves to node 2.
+    let mut server = start_server(&urls_from(cluster, 1), &scratch, &server_args)?;
+    let addr = metrics_addr_of(&server)?;
+    let gauge = |i: usize| -> Result<String> {
+        let url = AmqpUrl::parse(cluster.url(i))?;
+        Ok(format!("fib_server_broker_connections{{url=\"{url}\"}}"))
+    };
+    let (on_1, on_2) = (gauge(1)?, gauge(2)?);
+    assert_eq!(scraped(&addr, &on_1)?, Some(1.0));
+    assert_eq!(scraped(&addr, "fib_server_reconnections_total")?, Some(0.0));
+    cluster.kill(1)?;
+    await_sample(&addr, "fib_server_reconnections_total", 1.0)?;
+    await_sample(&addr, &on_2, 1.0)?;
+    assert_eq!(scraped(&addr, &on_1)?, None, "node 1 left the gauge");
+    assert_eq!(scraped(&addr, "fib_server_session_number")?, Some(1.0));
+    http::wait_for_status(&addr, "/readyz", 200, WAIT)?;
+    eprintln!("SIGKILL of the server's node (1): reconnections 0 -> 1, {on_1} gone, {on_2} 1");
+    server.signal("TERM")?;
+    server.wait(WAIT)?;
+    cluster.start_node(1)?;
     Ok(())
 }
 

@@ -26,17 +26,8 @@ fn server_with_metrics(scratch: &Scratch, extra: &[&str]) -> Result<(Spawned, St
             .args(extra),
     )?;
     let ready = server.wait_for_line("ready", WAIT)?;
-    let addr = metrics_addr(&ready)?;
+    let addr = http::metrics_addr(&ready)?;
     Ok((server, addr))
-}
-
-/// HOST:PORT out of "... metrics at http://HOST:PORT/metrics".
-pub fn metrics_addr(line: &str) -> Result<String> {
-    let after = line
-        .split("metrics at http://")
-        .nth(1)
-        .ok_or_else(|| anyhow!("no metrics address in {line:?}"))?;
-    Ok(after.split('/').next().unwrap_or_default().to_string())
 }
 
 #[test]

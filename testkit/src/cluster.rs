@@ -63,6 +63,13 @@ impl Cluster {
         cluster_script(&["stop-node", &index(i)?], NODES_WAIT).map(drop)
     }
 
+    /// Stops the RabbitMQ application on node `i` (`rabbitmqctl stop_app`):
+    /// its connections close and its port with them, its Erlang VM stays.
+    /// `start_node` starts it again.
+    pub fn stop_app(&self, i: usize) -> Result<()> {
+        cluster_script(&["stop-app", &index(i)?], NODES_WAIT).map(drop)
+    }
+
     /// Starts node `i` again after `kill` or `stop_node` and returns once it
     /// runs in the cluster again.
     pub fn start_node(&self, i: usize) -> Result<()> {

@@ -76,3 +76,33 @@ pub fn sample(scrape: &str, series: &str) -> Option<f64> {
         value.split_whitespace().next()?.parse().ok()
     })
 }
+
+/// HOST:PORT out of a ready line's "... metrics at http://HOST:PORT/metrics".
+pub fn metrics_addr(line: &str) -> Result<String> {
+    let after = line
+        .split("metrics at http://")
+        .nth(1)
+        .ok_or_else(|| anyhow!("no metrics address in {line:?}"))?;
+    Ok(after.split('/').next().unwrap_or_default().to_string())
+}
+
+/// Polls `GET path` on `addr` until its status is `status`, within `limit`;
+/// how long that took.
+pub fn wait_for_status(
+    addr: &str,
+    path: &str,
+    status: u16,
+    limit: std::time::Duration,
+) -> Result<std::time::Duration> {
+    let started = std::time::Instant::now();
+    loop {
+        let got = get(addr, path).map(|r| r.status);
+        if matches!(got, Ok(s) if s == status) {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() >= limit {
+            bail!("GET {path} from {addr} was {got:?}, not {status}, after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
