@@ -223,3 +223,26 @@ fn client_sigterm_mid_run_is_taken_as_ctrl_c() -> Result<()> {
     );
     Ok(())
 }
+
+/// Without a stop, both programs reconnect through the same path once the
+/// broker is back (refused for a while, then a hanging attempt let
+/// through), and the run completes: every reply correct.
+#[test]
+fn without_a_stop_both_reconnect_when_the_broker_is_back() -> Result<()> {
+    let scratch = Scratch::new("comeback");
+    let proxy = Proxy::to_broker()?;
+    let url = proxy.url_for(&testkit::broker_url());
+    let mut server = start_server(&url, &scratch, &[])?;
+    let mut client = start_client(&url, &scratch, &["--count", "300"])?;
+    wait_for_reply(&client, 20)?;
+    lose_broker(&proxy, &client, Outage::Hanging)?;
+    proxy.open();
+    assert_eq!(client.wait(WAIT)?.code(), Some(0), "{:?}", client.stderr());
+    let summary = testkit::json_summary(&client)?;
+    assert_eq!(summary["ok"], 300, "{summary}");
+    assert!(summary["reconnects"].as_u64() >= Some(1), "{summary}");
+    server.wait_for_line("reconnected to", WAIT)?;
+    server.signal("TERM")?;
+    assert_eq!(server.wait(WAIT)?.code(), Some(0), "{:?}", server.stderr());
+    Ok(())
+}
