@@ -16,7 +16,7 @@ use amiquip::{Channel, Connection, FieldTable};
 use anyhow::{Context, Result};
 use crossbeam_channel::{select, Receiver, RecvTimeoutError, TryRecvError};
 use log::{info, warn};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 /// When to stop reconnecting. Either way a stop (a message on the receiver,
@@ -71,6 +71,8 @@ pub struct Session<'a> {
     /// version, ...).
     pub server_properties: &'a FieldTable,
     ready: Cell<bool>,
+    /// For channels besides `channel`: see [`Session::open_channel`].
+    connection: RefCell<&'a mut Connection>,
 }
 
 impl Session<'_> {
@@ -78,6 +80,19 @@ impl Session<'_> {
     /// and the backoff starts again from its first delay.
     pub fn ready(&self) {
         self.ready.set(true);
+    }
+
+    /// Another channel on this session's connection, for a call that may
+    /// fail without ending the session: a passive declare of something
+    /// missing closes its channel with 404.
+    pub fn open_channel(&self) -> Result<Channel> {
+        let mut connection = self
+            .connection
+            .try_borrow_mut()
+            .map_err(|_| anyhow::anyhow!("the connection is busy opening a channel"))?;
+        connection
+            .open_channel(None)
+            .context("cannot open another channel")
     }
 }
 
@@ -225,12 +240,14 @@ fn one_session<T>(
     if number > 0 {
         info!("reconnected to {url} (session {number})");
     }
+    let server_properties = connection.server_properties().clone();
     let session = Session {
         channel: &channel,
         url,
         number,
-        server_properties: connection.server_properties(),
+        server_properties: &server_properties,
         ready: Cell::new(false),
+        connection: RefCell::new(&mut connection),
     };
     let result = work(&session);
     *ready = session.ready.get();

@@ -130,26 +130,118 @@ pub fn declare_request_queue<'a>(
 /// The dead-letter exchange (fanout, durable) and its queue (quorum, so the
 /// given-up requests survive a node too). Returns the queue's depth.
 pub fn declare_dead_letters(channel: &Channel, topology: &Topology) -> anyhow::Result<u32> {
-    let exchange = channel.exchange_declare(
-        ExchangeType::Fanout,
-        topology.dead_letter_exchange(),
-        ExchangeDeclareOptions {
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        },
-    )?;
+    let name = topology.dead_letter_exchange();
+    let exchange = channel
+        .exchange_declare(
+            ExchangeType::Fanout,
+            name.as_str(),
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+        )
+        .map_err(|error| dead_letter_mismatch(error, "exchange", &name))?;
     let mut arguments = FieldTable::new();
     arguments.insert("x-queue-type".into(), quorum());
-    let queue = channel.queue_declare(
-        topology.dead_letter_queue(),
-        QueueDeclareOptions {
-            durable: true,
-            arguments,
-            ..QueueDeclareOptions::default()
-        },
-    )?;
+    let name = topology.dead_letter_queue();
+    let queue = channel
+        .queue_declare(
+            name.as_str(),
+            QueueDeclareOptions {
+                durable: true,
+                arguments,
+                ..QueueDeclareOptions::default()
+            },
+        )
+        .map_err(|error| dead_letter_mismatch(error, "queue", &name))?;
     queue.bind(&exchange, "", FieldTable::new())?;
     Ok(queue.declared_message_count().unwrap_or(0))
+}
+
+/// A queue or exchange, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Object {
+    Queue(String),
+    Exchange(String),
+}
+
+impl Topology {
+    /// Everything a server declares for this topology, in the order it
+    /// declares them.
+    pub fn server_objects(&self) -> Vec<Object> {
+        let mut objects = vec![
+            Object::Queue(self.queue.clone()),
+            Object::Exchange(self.exchange.clone()),
+        ];
+        if self.queue_type == QueueType::Quorum {
+            objects.push(Object::Exchange(self.dead_letter_exchange()));
+            objects.push(Object::Queue(self.dead_letter_queue()));
+        }
+        objects
+    }
+}
+
+/// Which of `objects` do not exist, each asked by a passive declare on a
+/// channel of its own from `open_channel` (a passive declare of something
+/// missing closes its channel with 404).
+pub fn missing(
+    open_channel: &dyn Fn() -> anyhow::Result<Channel>,
+    objects: &[Object],
+) -> anyhow::Result<Vec<Object>> {
+    let mut missing = Vec::new();
+    for object in objects {
+        let probe = open_channel()?;
+        let found = match object {
+            Object::Queue(name) => probe.queue_declare_passive(name.as_str()).map(drop),
+            Object::Exchange(name) => probe.exchange_declare_passive(name.as_str()).map(drop),
+        };
+        match found {
+            Ok(()) => probe.close()?,
+            Err(amiquip::Error::ServerClosedChannel { code: 404, .. }) => {
+                missing.push(object.clone())
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(missing)
+}
+
+/// Deletes `objects` (what a failed start found missing, and may have
+/// declared) on `channel`; deleting what does not exist is no error.
+pub fn delete(channel: &Channel, objects: &[Object]) -> anyhow::Result<()> {
+    for object in objects {
+        match object {
+            Object::Queue(name) => {
+                channel.queue_delete(name.as_str(), amiquip::QueueDeleteOptions::default())?;
+            }
+            Object::Exchange(name) => channel.exchange_delete(name.as_str(), false)?,
+        }
+    }
+    Ok(())
+}
+
+/// PRECONDITION_FAILED on the dead-letter exchange or queue: it exists
+/// other than a quorum server declares it.
+fn dead_letter_mismatch(error: amiquip::Error, kind: &str, name: &str) -> anyhow::Error {
+    let Some(message) = precondition_failed(&error) else {
+        return error.into();
+    };
+    let differs = match Inequivalent::parse(message) {
+        Some(Inequivalent {
+            argument, current, ..
+        }) => format!(
+            " (another {}: it has {})",
+            printable(&argument, 60),
+            printable(current.as_deref().unwrap_or("none"), 60)
+        ),
+        None => String::new(),
+    };
+    Failure::Usage(format!(
+        "the dead-letter {kind} {name:?} already exists other than a quorum fib-server \
+         declares it{differs}: delete it, or use another --queue (the broker says: {})",
+        printable(message, 300)
+    ))
+    .into()
 }
 
 /// What a PRECONDITION_FAILED (406) on a declaration says differs, as the

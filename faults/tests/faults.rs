@@ -6,6 +6,7 @@
 use amiquip::{AmqpProperties, ConsumerMessage, ConsumerOptions};
 use anyhow::{Context, Result};
 use common::protocol::{reply_properties, request_properties, Reply, DEFAULT_ROUTING_KEY};
+use common::topology::QueueType;
 use faults::{
     assert_password_hidden, resident_kib, start_client, start_server, wait_for_reply, Figures,
 };
@@ -347,38 +348,73 @@ fn amqps_with_a_ca_file() -> Result<()> {
     Ok(())
 }
 
-/// Every start that ends in exit 2 on a queue that exists with other
-/// arguments declares nothing: the broker's queues and exchanges of the
-/// test's names are the same before and after.
+/// Declares `topology`'s request queue (and its exchange) as a server of
+/// that type would.
+fn existing_queue(queue_type: QueueType, limit: u32) -> impl Fn(&Peer, &Scratch) -> Result<()> {
+    move |peer, scratch| {
+        let mut topology = scratch.topology.clone();
+        topology.queue_type = queue_type;
+        topology.delivery_limit = limit;
+        peer.declare(&topology)
+    }
+}
+
+/// Every start that ends in exit 2 because something exists other than the
+/// server declares it declares nothing, or deletes again what it declared:
+/// the broker's queues and exchanges of the test's names are the same
+/// before and after.
 #[test]
 fn a_failed_start_leaves_nothing_behind() -> Result<()> {
-    use common::topology::QueueType;
-    let cases: [(&str, QueueType, u32, &[&str]); 3] = [
+    type Setup = Box<dyn Fn(&Peer, &Scratch) -> Result<()>>;
+    let cases: Vec<(&str, Setup, &[&str])> = vec![
         (
-            "classic, asked quorum",
-            QueueType::Classic,
-            5,
+            "classic queue, asked quorum",
+            Box::new(existing_queue(QueueType::Classic, 5)),
             &["--queue-type", "quorum"],
         ),
         (
-            "quorum, asked classic",
-            QueueType::Quorum,
-            5,
+            "quorum queue, asked classic",
+            Box::new(existing_queue(QueueType::Quorum, 5)),
             &["--queue-type", "classic"],
         ),
         (
-            "quorum limit 5, asked 3",
-            QueueType::Quorum,
-            5,
+            "quorum queue with delivery limit 5, asked 3",
+            Box::new(existing_queue(QueueType::Quorum, 5)),
             &["--queue-type", "quorum", "--delivery-limit", "3"],
         ),
+        (
+            "no queue, the exchange a direct one",
+            Box::new(|peer: &Peer, scratch: &Scratch| {
+                peer.channel().exchange_declare(
+                    amiquip::ExchangeType::Direct,
+                    scratch.topology.exchange.as_str(),
+                    amiquip::ExchangeDeclareOptions {
+                        durable: true,
+                        ..amiquip::ExchangeDeclareOptions::default()
+                    },
+                )?;
+                Ok(())
+            }),
+            &[],
+        ),
+        (
+            "no queue, the dead-letter queue a classic one, asked quorum",
+            Box::new(|peer: &Peer, scratch: &Scratch| {
+                peer.channel().queue_declare(
+                    scratch.topology.dead_letter_queue(),
+                    amiquip::QueueDeclareOptions {
+                        durable: true,
+                        ..amiquip::QueueDeclareOptions::default()
+                    },
+                )?;
+                Ok(())
+            }),
+            &["--queue-type", "quorum"],
+        ),
     ];
-    for (case, existing, limit, args) in cases {
+    for (case, setup, args) in cases {
         let scratch = Scratch::new("failedstart");
-        let mut topology = scratch.topology.clone();
-        topology.queue_type = existing;
-        topology.delivery_limit = limit;
-        Peer::connect()?.declare(&topology)?;
+        setup(&Peer::connect()?, &scratch)?;
         let before = testkit::broker_objects(&scratch.prefix)?;
         let mut server = testkit::Spawned::start(
             std::process::Command::new(testkit::binary("fib-server"))
@@ -389,7 +425,7 @@ fn a_failed_start_leaves_nothing_behind() -> Result<()> {
         let status = server.wait(WAIT)?;
         assert_eq!(status.code(), Some(2), "{case}: {:?}", server.stderr());
         let after = testkit::broker_objects(&scratch.prefix)?;
-        assert_eq!(after, before, "{case}: the failed start declared something");
+        assert_eq!(after, before, "{case}: the failed start left something");
         eprintln!("{case}: exit 2, broker objects before and after: {before:?}");
     }
     Ok(())

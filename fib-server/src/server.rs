@@ -5,13 +5,13 @@ use crate::cache::SharedCache;
 use crate::handler;
 use crate::monitoring::ServerMetrics;
 use crate::replier::{self, Replier};
-use amiquip::{ConsumerMessage, ConsumerOptions};
+use amiquip::{Channel, ConsumerMessage, ConsumerOptions, Queue};
 use anyhow::{Context, Result};
 use common::lifecycle::{self, Ended, Policy, Session};
 use common::topology::{self, QueueType, Topology};
 use common::ConnectionSettings;
 use crossbeam_channel::{select, Receiver};
-use log::{debug, info};
+use log::{debug, info, warn};
 use metrics::State;
 use std::time::Instant;
 
@@ -158,28 +158,34 @@ fn serve(
     Ok(())
 }
 
-/// One session's worth of serving: declare, consume, answer until told to
-/// stop (Ok) or until the session fails (Err, which the lifecycle sorts into
-/// reconnect or give up).
-fn consume(
-    shared: &Shared<'_>,
-    session: &Session<'_>,
-    shutdown: &Receiver<()>,
-    on_ready: &dyn Fn(),
-) -> Result<()> {
-    let Shared {
-        settings,
-        cache,
-        metrics,
-        worker,
-        metrics_url,
-    } = *shared;
-    let channel = session.channel;
-    let topology = &settings.topology;
+/// Declares the request queue, its exchange and binding, and a quorum
+/// queue's dead-letter exchange and queue; returns the queue and what kind
+/// it is, for the ready line. On the first session, what did not exist
+/// before is deleted again if the declaration fails: a failed start leaves
+/// nothing behind.
+fn declare<'c>(session: &Session<'c>, topology: &Topology) -> Result<(Queue<'c>, String)> {
+    let missing = if session.number == 0 {
+        topology::missing(&|| session.open_channel(), &topology.server_objects())?
+    } else {
+        Vec::new()
+    };
+    let declared = declare_all(session.channel, topology);
+    if declared.is_err() && !missing.is_empty() {
+        let deleted = session
+            .open_channel()
+            .and_then(|channel| topology::delete(&channel, &missing));
+        if let Err(error) = deleted {
+            warn!("the failed start may leave {missing:?} behind: {error:#}");
+        }
+    }
+    declared
+}
+
+fn declare_all<'c>(channel: &'c Channel, topology: &Topology) -> Result<(Queue<'c>, String)> {
     // The request queue first: if it exists with other arguments, the
-    // broker refuses it before anything has been declared, and a failed
-    // start leaves nothing behind. Its dead-letter exchange may be declared
-    // after it: until then the broker drops what it would dead-letter.
+    // broker refuses it before anything has been declared. Its dead-letter
+    // exchange may be declared after it: until then the broker drops what
+    // it would dead-letter, and a new queue has nothing to dead-letter yet.
     let queue = topology::declare_request_queue(channel, topology).with_context(|| {
         format!(
             "cannot declare queue {:?} and exchange {:?}",
@@ -198,6 +204,28 @@ fn consume(
             )
         }
     };
+    Ok((queue, queue_kind))
+}
+
+/// One session's worth of serving: declare, consume, answer until told to
+/// stop (Ok) or until the session fails (Err, which the lifecycle sorts into
+/// reconnect or give up).
+fn consume(
+    shared: &Shared<'_>,
+    session: &Session<'_>,
+    shutdown: &Receiver<()>,
+    on_ready: &dyn Fn(),
+) -> Result<()> {
+    let Shared {
+        settings,
+        cache,
+        metrics,
+        worker,
+        metrics_url,
+    } = *shared;
+    let channel = session.channel;
+    let topology = &settings.topology;
+    let (queue, queue_kind) = declare(session, topology)?;
     channel.qos(0, settings.prefetch, false)?;
     let confirms = if settings.confirm_replies {
         Some(replier::enable_confirms(channel)?)
