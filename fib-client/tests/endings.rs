@@ -6,11 +6,7 @@
 
 use anyhow::{Context, Result};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use testkit::{json_summary, InProcessServer, Peer, Scratch, Spawned, TempDir, WAIT};
+use testkit::{json_summary, InProcessServer, Peer, Proxy, Scratch, Spawned, TempDir, WAIT};
 
 /// What a run wrote besides its stdout.
 struct Written {
@@ -156,95 +152,14 @@ fn a_broker_refusal_mid_run_exits_3_with_the_summary_in_text() -> Result<()> {
     Ok(())
 }
 
-/// A TCP relay to the broker that the test can cut: the connections through
-/// it are closed, and new ones refused.
-struct Relay {
-    port: u16,
-    cut: Arc<AtomicBool>,
-    streams: Arc<Mutex<Vec<TcpStream>>>,
-    accepting: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Relay {
-    fn start(broker: String) -> Result<Relay> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
-        let cut = Arc::new(AtomicBool::new(false));
-        let streams: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (cut_seen, kept) = (cut.clone(), streams.clone());
-        let accepting = std::thread::spawn(move || {
-            for client in listener.incoming() {
-                if cut_seen.load(Ordering::SeqCst) {
-                    return; // Dropping the listener refuses the rest.
-                }
-                let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(&broker) else {
-                    continue;
-                };
-                let pairs = [
-                    (client.try_clone(), server.try_clone()),
-                    (server.try_clone(), client.try_clone()),
-                ];
-                if let Ok(mut kept) = kept.lock() {
-                    kept.extend([client, server]);
-                }
-                for pair in pairs {
-                    if let (Ok(mut from), Ok(mut to)) = pair {
-                        std::thread::spawn(move || {
-                            let mut buffer = [0u8; 16384];
-                            while let Ok(n) = from.read(&mut buffer) {
-                                if n == 0 || to.write_all(&buffer[..n]).is_err() {
-                                    break;
-                                }
-                            }
-                            let _ = to.shutdown(Shutdown::Both);
-                        });
-                    }
-                }
-            }
-        });
-        Ok(Relay {
-            port,
-            cut,
-            streams,
-            accepting: Some(accepting),
-        })
-    }
-
-    /// Closes every connection through the relay and refuses new ones.
-    fn cut(&mut self) -> Result<()> {
-        self.cut.store(true, Ordering::SeqCst);
-        // Wakes the accepting thread, which then sees the cut and ends.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(accepting) = self.accepting.take() {
-            accepting
-                .join()
-                .map_err(|_| anyhow::anyhow!("relay thread panicked"))?;
-        }
-        if let Ok(streams) = self.streams.lock() {
-            for stream in streams.iter() {
-                let _ = stream.shutdown(Shutdown::Both);
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.cut();
-    }
-}
-
 #[test]
 fn a_broker_gone_for_good_exits_3_having_given_up_reconnecting() -> Result<()> {
     let scratch = Scratch::new("end3g");
     let _server = InProcessServer::start(scratch.server_settings())?;
-    let settings = testkit::connection_settings();
-    let url = settings.urls.first().context("a broker URL")?;
-    let mut relay = Relay::start(format!("{}:{}", url.host, url.port))?;
+    // The broker, through a proxy the test can cut.
+    let proxy = Proxy::to_broker()?;
     let dir = TempDir::new("end3g")?;
-    let relayed = format!("amqp://guest:guest@127.0.0.1:{}/%2f", relay.port);
+    let relayed = proxy.url_for(&testkit::broker_url());
     let mut args: Vec<String> = [
         "--url",
         &relayed,
@@ -270,7 +185,7 @@ fn a_broker_gone_for_good_exits_3_having_given_up_reconnecting() -> Result<()> {
         Spawned::start(std::process::Command::new(env!("CARGO_BIN_EXE_fib-client")).args(&args))?;
     // An interval line with replies in it: the run is under way.
     run.wait_for_line(" p50 ", WAIT)?;
-    relay.cut()?;
+    proxy.refuse();
     assert_eq!(run.wait(WAIT)?.code(), Some(3), "{:?}", run.stderr());
     let summary = json_summary(&run)?;
     assert_eq!(
