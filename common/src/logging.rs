@@ -53,6 +53,18 @@ pub fn may_carry_credentials(target: &str, level: Level) -> bool {
         })
 }
 
+/// Whether a record is amiquip's warning that the broker closed a channel
+/// with 404 NOT_FOUND. fib-server asks whether its queues and exchanges
+/// exist with passive declares, each on a channel of its own that a 404
+/// closes: that is an answer, not a problem, and a 404 met anywhere else
+/// reaches the call that failed, which reports it with its context.
+pub fn is_channel_not_found_warning(target: &str, level: Level, text: &str) -> bool {
+    level == Level::Warn
+        && target.starts_with("amiquip")
+        && text.starts_with("server closing channel")
+        && text.contains("reply_code: 404,")
+}
+
 /// env_logger's logger behind the credentials check.
 struct Guarded(env_logger::Logger);
 
@@ -62,9 +74,21 @@ impl Log for Guarded {
     }
 
     fn log(&self, record: &Record<'_>) {
-        if self.enabled(record.metadata()) {
-            self.0.log(record);
+        if !self.enabled(record.metadata()) {
+            return;
         }
+        // Formatted only for amiquip's warnings, which are rare.
+        if record.level() == Level::Warn
+            && record.target().starts_with("amiquip")
+            && is_channel_not_found_warning(
+                record.target(),
+                record.level(),
+                &record.args().to_string(),
+            )
+        {
+            return;
+        }
+        self.0.log(record);
     }
 
     fn flush(&self) {
@@ -96,6 +120,29 @@ pub fn init(program: &'static str, verbosity: Verbosity) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_amiquip_s_404_channel_close_warning_is_dropped() {
+        let target = "amiquip::io_loop::connection_state";
+        let not_found = "server closing channel 2: Close { reply_code: 404, reply_text: \"NOT_FOUND - no queue 'q' in vhost '/'\", class_id: 50, method_id: 10 }";
+        assert!(is_channel_not_found_warning(target, Level::Warn, not_found));
+        let mismatch = not_found.replace("404", "406");
+        assert!(!is_channel_not_found_warning(
+            target,
+            Level::Warn,
+            &mismatch
+        ));
+        assert!(!is_channel_not_found_warning(
+            "fib_server",
+            Level::Warn,
+            not_found
+        ));
+        assert!(!is_channel_not_found_warning(
+            target,
+            Level::Warn,
+            "server has blocked connection; reason = low on memory"
+        ));
+    }
 
     #[test]
     fn credential_crates_stay_at_info_or_above() {
