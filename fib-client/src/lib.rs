@@ -125,9 +125,9 @@ impl Observer for Live {
         }
     }
 
-    fn unsent(&mut self, trip: &RoundTrip) {
+    fn unsent(&mut self, trips: &mut dyn Iterator<Item = RoundTrip>) {
         if let Some(csv) = self.csv.as_mut() {
-            csv.row(trip);
+            trips.for_each(|trip| csv.row(&trip));
         }
     }
 

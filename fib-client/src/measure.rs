@@ -169,9 +169,10 @@ pub trait Observer {
     fn round_trip(&mut self, round_trip: &RoundTrip, reply: &Reply);
     /// A request was given up on when the run stopped waiting.
     fn unanswered(&mut self, _round_trip: &RoundTrip) {}
-    /// A request was due when the run stopped sending but never went out
-    /// (`sent` and `replied` are its due time).
-    fn unsent(&mut self, _round_trip: &RoundTrip) {}
+    /// The requests that were due when the run stopped sending but never
+    /// went out (`sent` and `replied` are each one's due time). Made only as
+    /// they are iterated: an overloaded run may have millions.
+    fn unsent(&mut self, _round_trips: &mut dyn Iterator<Item = RoundTrip>) {}
     /// `Plan::tick` has passed again; `at` is an offset from the origin.
     fn tick(&mut self, _at: Duration) {}
 }
@@ -355,11 +356,12 @@ impl Run {
         }
         self.stopped_sending = Some(at);
         let first = self.issued.max(self.plan.warmup);
+        let end = self.due_before(at).max(first);
+        self.measurement.unsent += end - first;
         let origin = self.origin.unwrap_or(at);
-        for index in first..self.due_before(at) {
-            self.measurement.unsent += 1;
+        let mut unsent = (first..end).map(|index| {
             let due = self.due_of(index).saturating_duration_since(origin);
-            observer.unsent(&RoundTrip {
+            RoundTrip {
                 n: self.plan.workload.n_of(index, self.plan.warmup),
                 correlation_id: String::new(),
                 due,
@@ -368,8 +370,9 @@ impl Run {
                 resends: 0,
                 warmup: false,
                 verdict: Verdict::Unsent,
-            });
-        }
+            }
+        });
+        observer.unsent(&mut unsent);
     }
 
     /// With `--duration`: once its time is up (or, in an open loop, once no
@@ -1389,8 +1392,8 @@ mod tests {
         struct Watch<'a>(&'a mut Vec<RoundTrip>);
         impl Observer for Watch<'_> {
             fn round_trip(&mut self, _: &RoundTrip, _: &Reply) {}
-            fn unsent(&mut self, trip: &RoundTrip) {
-                self.0.push(trip.clone());
+            fn unsent(&mut self, trips: &mut dyn Iterator<Item = RoundTrip>) {
+                self.0.extend(trips);
             }
         }
         run.drive(&sim, 0, &mut Watch(&mut unsent))?;
@@ -1407,6 +1410,24 @@ mod tests {
         assert_eq!(m.total, Duration::from_secs(1), "to the last reply");
         let schedule = m.schedule.expect("open loop");
         assert_eq!(schedule.send_window, Duration::from_secs(1));
+        Ok(())
+    }
+
+    #[test]
+    fn a_billion_unsent_are_counted_not_iterated() -> Result<()> {
+        // A million a second for 1000 s at a server that never answers: one
+        // request goes out, the other 10^9 - 1 due are counted at once, and
+        // made one by one only for an observer that iterates them (CSV).
+        let mut sim = SimTransport::new(Duration::from_millis(1));
+        sim.stall = Some((Duration::ZERO, Duration::from_secs(1 << 40)));
+        let mut run = Run::new(Plan {
+            stop: Stop::After(Duration::from_secs(1000)),
+            timeout: Duration::from_secs(2000),
+            ..open_loop(1, 1e6, 1)
+        });
+        run.drive(&sim, 0, &mut |_: &RoundTrip, _: &Reply| {})?;
+        let m = run.finish();
+        assert_eq!((m.sent, m.unanswered, m.unsent), (1, 1, 999_999_999));
         Ok(())
     }
 

@@ -67,7 +67,9 @@ fn open_loop_reports_both_views_and_the_rate() -> Result<()> {
 
 #[test]
 fn duration_sends_what_the_schedule_holds() -> Result<()> {
-    // At 100/s for 1 s, requests are due at 0, 10, ..., 990 ms: exactly 100.
+    // At 100/s for 1 s, requests are due at 0, 10, ..., 990 ms: exactly 100,
+    // each sent, or (on a machine too busy to keep 16 outstanding in time)
+    // counted as never sent.
     let scratch = Scratch::new("duration");
     let _server = InProcessServer::start(scratch.server_settings())?;
     let args = [
@@ -82,10 +84,9 @@ fn duration_sends_what_the_schedule_holds() -> Result<()> {
     let mut run = client(&scratch, &args)?;
     assert_eq!(run.wait(WAIT)?.code(), Some(0), "{:?}", run.stderr());
     let summary = json_summary(&run)?;
-    assert_eq!(
-        (summary["sent"].as_u64(), summary["ok"].as_u64()),
-        (Some(100), Some(100))
-    );
+    let count = |name: &str| summary[name].as_u64().with_context(|| name.to_string());
+    assert_eq!(count("sent")? + count("unsent")?, 100, "{summary}");
+    assert_eq!(count("ok")?, count("sent")?, "{summary}");
     Ok(())
 }
 
