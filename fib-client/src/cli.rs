@@ -2,7 +2,7 @@
 
 use crate::rpc::ReplyMode;
 use clap::Parser;
-use common::cli::{ConnectionArgs, VerbosityArgs, LOG_NOTE};
+use common::cli::{ConnectionArgs, MetricsArgs, VerbosityArgs, LOG_NOTE};
 use common::exit::{self, Program};
 use common::protocol::DEFAULT_ROUTING_KEY;
 use std::path::PathBuf;
@@ -104,6 +104,8 @@ pub struct Cli {
     /// Print the summary as one JSON object on stdout, nothing else there.
     #[arg(long, conflicts_with = "n")]
     pub json: bool,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub verbosity: VerbosityArgs,
 }

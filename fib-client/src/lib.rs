@@ -10,6 +10,7 @@ pub mod connect;
 pub mod export;
 pub mod interrupt;
 pub mod measure;
+pub mod monitoring;
 pub mod options;
 pub mod output;
 pub mod rpc;
@@ -103,10 +104,15 @@ struct Live {
     progress: output::Progress,
     intervals: Option<output::Intervals>,
     csv: Option<CsvWriter>,
+    /// With `--metrics`: the run's figures as it goes.
+    metrics: Option<monitoring::ClientMetrics>,
 }
 
 impl Observer for Live {
     fn round_trip(&mut self, trip: &RoundTrip, reply: &Reply) {
+        if let Some(metrics) = &self.metrics {
+            metrics.round_trip(trip);
+        }
         self.progress.observe(trip, reply);
         if !trip.is_correct() {
             log::warn!("n={}: {}", trip.n, trip.verdict);
@@ -120,14 +126,31 @@ impl Observer for Live {
     }
 
     fn unanswered(&mut self, trip: &RoundTrip) {
+        if let Some(metrics) = &self.metrics {
+            metrics.unanswered(trip);
+        }
         if let Some(csv) = self.csv.as_mut() {
             csv.row(trip);
         }
     }
 
     fn unsent(&mut self, trips: &mut dyn Iterator<Item = RoundTrip>) {
-        if let Some(csv) = self.csv.as_mut() {
-            trips.for_each(|trip| csv.row(&trip));
+        match (self.csv.as_mut(), &self.metrics) {
+            (Some(csv), metrics) => trips.for_each(|trip| {
+                csv.row(&trip);
+                if let Some(metrics) = metrics {
+                    metrics.unsent(1);
+                }
+            }),
+            (None, Some(metrics)) => {
+                // Counted without making each one where the size is known.
+                let count = match trips.size_hint() {
+                    (low, Some(high)) if low == high => low,
+                    _ => trips.count(),
+                };
+                metrics.unsent(u64::try_from(count).unwrap_or(u64::MAX));
+            }
+            (None, None) => {}
         }
     }
 
@@ -135,6 +158,18 @@ impl Observer for Live {
         if let Some(intervals) = self.intervals.as_mut() {
             self.progress
                 .suspend(|| eprintln!("{}", intervals.line(at)));
+        }
+    }
+
+    fn sent(&mut self, warmup: bool) {
+        if let Some(metrics) = &self.metrics {
+            metrics.sent(warmup);
+        }
+    }
+
+    fn resent(&mut self, warmup: bool) {
+        if let Some(metrics) = &self.metrics {
+            metrics.resent(warmup);
         }
     }
 }
@@ -160,6 +195,21 @@ fn benchmark(options: &Options) -> Result<Outcome> {
         export::create(path)?;
     }
     let csv = exports.csv.as_deref().map(CsvWriter::create).transpose()?;
+    // Bound before connecting: a wrong address is a usage error now.
+    let metrics = match &options.metrics_addr {
+        Some(addr) => {
+            let endpoint = metrics::Endpoint::bind(addr)?;
+            let metrics = monitoring::ClientMetrics::new(plan.rate, plan.inflight)?;
+            let serving = endpoint.serve(metrics.registry.clone(), metrics.readiness.clone())?;
+            log::info!(target: "startup", "metrics at {}/metrics", serving.url());
+            Some((metrics, serving))
+        }
+        None => None,
+    };
+    let (metrics, _serving) = match metrics {
+        Some((metrics, serving)) => (Some(metrics), Some(serving)),
+        None => (None, None),
+    };
     let interrupt = interrupt::on_stop_signal()?;
     let started = SystemTime::now();
     let expected = match plan.stop {
@@ -177,6 +227,7 @@ fn benchmark(options: &Options) -> Result<Outcome> {
             .interval
             .map(|_| output::Intervals::up_to(plan.latency_ceiling())),
         csv,
+        metrics,
     };
     let mut run = Run::new(plan);
     let mut sessions = connect::Sessions::default();
@@ -184,8 +235,20 @@ fn benchmark(options: &Options) -> Result<Outcome> {
         options,
         Some(&interrupt),
         &mut sessions,
-        &mut |session, number| run.drive(session, number, &mut live),
+        &mut |session, number| {
+            if let Some(metrics) = &live.metrics {
+                metrics.session_started(number);
+            }
+            let driven = run.drive(session, number, &mut live);
+            if let Some(metrics) = &live.metrics {
+                metrics.session_ended(driven.is_err());
+            }
+            driven
+        },
     );
+    if let Some(metrics) = &live.metrics {
+        metrics.session_ended(false);
+    }
     live.progress.finish();
     // Once the run has started, every way it ends gets its summary and
     // exports; the error then decides the exit code, at the edge (main).

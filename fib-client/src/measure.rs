@@ -175,6 +175,10 @@ pub trait Observer {
     fn unsent(&mut self, _round_trips: &mut dyn Iterator<Item = RoundTrip>) {}
     /// `Plan::tick` has passed again; `at` is an offset from the origin.
     fn tick(&mut self, _at: Duration) {}
+    /// A request went out for the first time.
+    fn sent(&mut self, _warmup: bool) {}
+    /// A request went out again (after a timeout or a lost connection).
+    fn resent(&mut self, _warmup: bool) {}
 }
 
 impl<F: FnMut(&RoundTrip, &Reply)> Observer for F {
@@ -464,8 +468,8 @@ impl Run {
             if self.stopped_sending.is_some() {
                 // Its reply died with the old connection; nothing more is sent.
                 self.give_up(i, session.now(), observer);
-            } else {
-                self.resend(session, session_number, i)?;
+            } else if let Some(warmup) = self.resend(session, session_number, i)? {
+                observer.resent(warmup);
             }
         }
         loop {
@@ -474,7 +478,8 @@ impl Run {
                 let Some(due) = self.due_now(session.now()) else {
                     break;
                 };
-                self.send_new(session, session_number, due)?;
+                let warmup = self.send_new(session, session_number, due)?;
+                observer.sent(warmup);
             }
             let more = self.more_to_send(session.now());
             if self.pending.is_empty() && !more {
@@ -605,7 +610,7 @@ impl Run {
         session: &dyn RpcTransport,
         session_number: u64,
         due: Instant,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let index = self.issued;
         let warmup = index < self.plan.warmup;
         let n = self.plan.workload.n_of(index, self.plan.warmup);
@@ -639,20 +644,24 @@ impl Run {
                 warmup,
             },
         );
-        Ok(())
+        Ok(warmup)
     }
 
+    /// Sends request `index` again; whether it is a warm-up one, None if it
+    /// is not outstanding.
     fn resend(
         &mut self,
         session: &dyn RpcTransport,
         session_number: u64,
         index: u64,
-    ) -> Result<()> {
+    ) -> Result<Option<bool>> {
         let Some(n) = self.pending.get(&index).map(|p| p.n) else {
-            return Ok(());
+            return Ok(None);
         };
         let id = session.send(n)?;
+        let mut warmup = None;
         if let Some(pending) = self.pending.get_mut(&index) {
+            warmup = Some(pending.warmup);
             if !pending.warmup {
                 self.measurement.resends += 1;
             }
@@ -662,7 +671,7 @@ impl Run {
             pending.ids.push(id.clone());
         }
         self.by_id.insert(id, index);
-        Ok(())
+        Ok(warmup)
     }
 
     fn handle_timeouts(
@@ -705,7 +714,9 @@ impl Run {
                 pending.retries,
                 self.plan.retries
             );
-            self.resend(session, session_number, i)?;
+            if let Some(warmup) = self.resend(session, session_number, i)? {
+                observer.resent(warmup);
+            }
         }
         Ok(())
     }

@@ -93,6 +93,8 @@ pub struct Options {
     pub interval: Option<Duration>,
     pub exports: Exports,
     pub gate: Option<Gate>,
+    /// Where to serve the run's metrics (`--metrics`), if at all.
+    pub metrics_addr: Option<String>,
 }
 
 /// Files to write the results to.
@@ -187,6 +189,11 @@ impl Options {
                 span.end - 1
             )));
         }
+        if cli.n.is_some() && cli.metrics.addr.is_some() {
+            return Err(usage(
+                "--metrics watches a timed run; --n makes a single call".to_string(),
+            ));
+        }
         let mode = match cli.n {
             Some(n) => Mode::Single(n),
             None => Mode::Benchmark(Load {
@@ -242,6 +249,7 @@ impl Options {
                 svg: cli.export_svg.clone(),
             },
             gate,
+            metrics_addr: cli.metrics.addr.clone(),
         })
     }
 }
