@@ -57,10 +57,10 @@ pub fn is_transient(error: &anyhow::Error) -> bool {
 pub const CHANNEL_ERROR_LIMIT: Duration = Duration::from_secs(300);
 
 /// Whether `error` is a channel-level error that a cluster raises for a
-/// moment and a new session may cure: 404 NOT_FOUND (a classic queue's home
-/// node is down or restarting, a queue deleted under us, which the next
-/// session declares again), or a channel closed on a timeout (a quorum queue
-/// electing its leader). Unlike a lost connection, such an error could also
+/// moment and a new session may cure: 404 NOT_FOUND because a classic
+/// queue's home node is "down or inaccessible" (restarting), or a channel
+/// closed on a timeout (a quorum queue electing its leader). Another 404
+/// (an exchange deleted under a run) is the broker's refusal as before. Unlike a lost connection, such an error could also
 /// be final (a node removed from the cluster for good), so it is retried
 /// for [`CHANNEL_ERROR_LIMIT`] only. A 403 or 406 is never one of these: the
 /// broker would refuse again.
@@ -72,9 +72,9 @@ pub fn is_passing_channel_error(error: &anyhow::Error) -> bool {
         if let Some(error) = cause.downcast_ref::<amiquip::Error>() {
             return match error {
                 amiquip::Error::ServerClosedChannel { code, message, .. } => {
-                    *code == 404
-                        || (!matches!(code, 403 | 406)
-                            && message.to_ascii_lowercase().contains("timeout"))
+                    let message = message.to_ascii_lowercase();
+                    !matches!(code, 403 | 406)
+                        && (message.contains("down or inaccessible") || message.contains("timeout"))
                 }
                 _ => false,
             };
@@ -169,6 +169,8 @@ mod tests {
         assert!(is_passing_channel_error(&home_down));
         assert!(!is_transient(&home_down), "bounded, not retried forever");
         let timeout = channel_closed(541, "INTERNAL_ERROR - timeout waiting for the leader");
+        let deleted = channel_closed(404, "NOT_FOUND - no exchange 'x' in vhost '/'");
+        assert!(!is_passing_channel_error(&deleted), "a refusal, as before");
         assert!(is_passing_channel_error(&timeout));
         for final_error in [
             channel_closed(406, "PRECONDITION_FAILED - inequivalent arg 'x-queue-type'"),
