@@ -275,14 +275,38 @@ impl fmt::Debug for AmqpUrl {
 /// Opens a connection to the first of the settings' addresses that answers,
 /// trying them in order.
 pub fn open_connection(settings: &ConnectionSettings) -> Result<Connection> {
-    open_any(settings, 0).map(|(connection, _)| connection)
+    open_any(settings, 0).map(|opened| opened.connection)
+}
+
+/// A connection just opened: where, and a way to cut it.
+pub struct Opened {
+    pub connection: Connection,
+    /// The index of its address in the settings.
+    pub index: usize,
+    pub socket: Socket,
+}
+
+/// A second handle on a connection's TCP socket, to cut it when amiquip's
+/// own close cannot finish: amiquip waits for the broker's close-ok with no
+/// timeout, and a broker that blocks the connection (a resource alarm) or
+/// is frozen never sends it. Shutting the socket down wakes amiquip's I/O
+/// thread, which then fails every wait.
+#[derive(Debug)]
+pub struct Socket(TcpStream);
+
+impl Socket {
+    /// Shuts both directions down; the broker sees the connection end.
+    pub fn cut(&self) {
+        // Already closed is as good as closed.
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
+    }
 }
 
 /// Opens a connection to the first address that answers, trying them
 /// round-robin from index `start`; returns it with the index of its address.
 /// A refusal that would happen again on any node (bad credentials, no such
 /// vhost) ends the search at once.
-pub fn open_any(settings: &ConnectionSettings, start: usize) -> Result<(Connection, usize)> {
+pub fn open_any(settings: &ConnectionSettings, start: usize) -> Result<Opened> {
     let count = settings.urls.len();
     let mut last_error = None;
     for index in (0..count).map(|k| (start + k) % count) {
@@ -290,7 +314,13 @@ pub fn open_any(settings: &ConnectionSettings, start: usize) -> Result<(Connecti
             continue;
         };
         match open_one(settings, url) {
-            Ok(connection) => return Ok((connection, index)),
+            Ok((connection, socket)) => {
+                return Ok(Opened {
+                    connection,
+                    index,
+                    socket,
+                })
+            }
             Err(error) if crate::failure::is_transient(&error) => {
                 if count > 1 {
                     log::info!("{error:#}; trying the next address");
@@ -305,8 +335,8 @@ pub fn open_any(settings: &ConnectionSettings, start: usize) -> Result<(Connecti
 
 /// Opens a connection with TCP_NODELAY set, over TLS for `amqps://`.
 /// Every step is bounded by `connect_timeout`.
-fn open_one(settings: &ConnectionSettings, url: &AmqpUrl) -> Result<Connection> {
-    let stream = connect_tcp(url, settings.connect_timeout)
+fn open_one(settings: &ConnectionSettings, url: &AmqpUrl) -> Result<(Connection, Socket)> {
+    let (stream, socket) = connect_tcp(url, settings.connect_timeout)
         .map_err(|e| Failure::Disconnected(format!("cannot connect to {url}: {e:#}")))?;
     let mut options = ConnectionOptions::<Auth>::default()
         .auth(Auth::Plain {
@@ -328,17 +358,19 @@ fn open_one(settings: &ConnectionSettings, url: &AmqpUrl) -> Result<Connection> 
     } else {
         Connection::insecure_open_stream(stream, options, tuning)
     };
-    connection.map_err(|e| {
+    let connection = connection.map_err(|e| {
         let message = format!("cannot open AMQP connection to {url}: {e}");
         if crate::failure::amqp_error_is_transient(&e) {
-            Failure::Disconnected(message).into()
+            Failure::Disconnected(message)
         } else {
-            Failure::Broker(message).into()
+            Failure::Broker(message)
         }
-    })
+    })?;
+    Ok((connection, socket))
 }
 
-fn connect_tcp(url: &AmqpUrl, timeout: Duration) -> Result<mio::net::TcpStream> {
+/// The stream for amiquip, and a second handle on the same socket.
+fn connect_tcp(url: &AmqpUrl, timeout: Duration) -> Result<(mio::net::TcpStream, Socket)> {
     let addresses = (url.host.as_str(), url.port)
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve {}", url.host))?;
@@ -347,7 +379,8 @@ fn connect_tcp(url: &AmqpUrl, timeout: Duration) -> Result<mio::net::TcpStream> 
         match TcpStream::connect_timeout(&address, timeout) {
             Ok(stream) => {
                 stream.set_nodelay(true)?;
-                return Ok(mio::net::TcpStream::from_stream(stream)?);
+                let socket = Socket(stream.try_clone()?);
+                return Ok((mio::net::TcpStream::from_stream(stream)?, socket));
             }
             Err(e) => last_error = Some(e),
         }

@@ -81,7 +81,9 @@ pub const EXIT_CODES: &[ExitCode] = &[
     },
     ExitCode {
         code: BROKER,
-        client: Some(NO_BROKER),
+        client: Some(
+            "cannot connect, the broker closed the connection, or it blocked it (a resource alarm) longer than --max-blocked",
+        ),
         server: Some(NO_BROKER),
     },
     ExitCode {
@@ -179,7 +181,7 @@ pub fn exit_on_panic() {
 pub fn code_of(failure: &Failure) -> i32 {
     match failure {
         Failure::Usage(_) => USAGE,
-        Failure::Broker(_) | Failure::Disconnected(_) => BROKER,
+        Failure::Broker(_) | Failure::Disconnected(_) | Failure::Blocked(_) => BROKER,
         Failure::Unroutable(_) => UNROUTABLE,
         Failure::Timeout(_) => TIMEOUT,
     }

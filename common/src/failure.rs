@@ -20,6 +20,10 @@ pub enum Failure {
     Unroutable(String),
     /// No reply within the timeout: exit 5.
     Timeout(String),
+    /// The broker kept the connection blocked (a resource alarm) longer
+    /// than fib-client's `--max-blocked`: exit 3. Not a lost connection:
+    /// reconnecting would not help, the alarm is the broker's.
+    Blocked(String),
 }
 
 impl fmt::Display for Failure {
@@ -29,7 +33,8 @@ impl fmt::Display for Failure {
             | Failure::Broker(m)
             | Failure::Disconnected(m)
             | Failure::Unroutable(m)
-            | Failure::Timeout(m) => f.write_str(m),
+            | Failure::Timeout(m)
+            | Failure::Blocked(m) => f.write_str(m),
         }
     }
 }

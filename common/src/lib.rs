@@ -4,6 +4,7 @@
 //! and logging set-up. The maths lives apart, in `fib-math`.
 
 pub mod backoff;
+pub mod blocking;
 pub mod cli;
 pub mod connection;
 pub mod consumer;

@@ -8,16 +8,30 @@
 //! worth retrying. A session that never got ready on the very first attempt
 //! is an error at once: the settings are probably wrong, and a user is better
 //! told now than after minutes of retries.
+//!
+//! A session also carries the broker's `connection.blocked` notifications
+//! (resource alarms, see [`crate::blocking`]) for the work to select on, and
+//! bounds the end of every session: closing a connection waits for the
+//! broker's answer, which a blocked or frozen broker never sends, so after
+//! [`CLOSE_WAIT`] (or at once if the connection is blocked) the socket is
+//! cut instead.
 
 use crate::backoff::Backoff;
-use crate::connection::{open_any, AmqpUrl, ConnectionSettings};
+use crate::blocking::{self, BlockedState, Blocking};
+use crate::connection::{open_any, AmqpUrl, ConnectionSettings, Opened, Socket};
 use crate::failure::{self, Failure};
-use amiquip::{Channel, Connection, FieldTable};
+use amiquip::{Channel, Connection, ConnectionBlockedNotification, FieldTable};
 use anyhow::{Context, Result};
-use crossbeam_channel::{select, Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use log::{info, warn};
 use std::cell::{Cell, RefCell};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How long a session's polite end (cancelling consumers, closing the
+/// channel and the connection) may take before the socket is cut. Each step
+/// normally takes a round trip.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// When to stop reconnecting. Either way a stop (a message on the receiver,
 /// or its sender dropped: a signal) ends the wait for the next attempt and a
@@ -70,9 +84,27 @@ pub struct Session<'a> {
     /// What the broker said of itself when the connection opened (product,
     /// version, ...).
     pub server_properties: &'a FieldTable,
+    /// The broker's `connection.blocked`/`unblocked` notifications: hand
+    /// each to [`Session::note`].
+    pub blocked: Receiver<ConnectionBlockedNotification>,
+    blocking: RefCell<Blocking>,
+    socket: Arc<Socket>,
+    /// Armed by `close_within`: cuts the socket at its deadline.
+    cutter: RefCell<Option<Cutter>>,
     ready: Cell<bool>,
     /// For channels besides `channel`: see [`Session::open_channel`].
     connection: RefCell<&'a mut Connection>,
+}
+
+/// What a `connection.blocked` notification changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Block {
+    /// The connection is blocked from now on, for this reason.
+    Blocked(String),
+    /// It is no longer blocked, after this long.
+    Unblocked(Duration),
+    /// Nothing (a repeated notification).
+    Unchanged,
 }
 
 impl Session<'_> {
@@ -93,6 +125,110 @@ impl Session<'_> {
         connection
             .open_channel(None)
             .context("cannot open another channel")
+    }
+
+    /// Records and logs a notification from [`Session::blocked`] and says
+    /// what changed.
+    pub fn note(&self, notification: ConnectionBlockedNotification) -> Block {
+        let now = Instant::now();
+        let mut blocking = self.blocking.borrow_mut();
+        match notification {
+            ConnectionBlockedNotification::Blocked(reason) => {
+                if !blocking.block(&reason, now) {
+                    return Block::Unchanged;
+                }
+                warn!(
+                    "the broker at {} blocked the connection: {} (a resource alarm); waiting \
+                     until it clears, not reconnecting",
+                    self.url,
+                    blocking::printable(&reason)
+                );
+                Block::Blocked(reason)
+            }
+            ConnectionBlockedNotification::Unblocked => match blocking.unblock(now) {
+                Some(lasted) => {
+                    info!(
+                        "the broker at {} unblocked the connection after {:.1} s",
+                        self.url,
+                        lasted.as_secs_f64()
+                    );
+                    Block::Unblocked(lasted)
+                }
+                None => Block::Unchanged,
+            },
+        }
+    }
+
+    /// Whether the broker blocks this connection now.
+    pub fn is_blocked(&self) -> bool {
+        self.blocking.borrow().is_blocked()
+    }
+
+    /// Makes this session's blocks count in `shared` (the program's view)
+    /// too, the one in force included.
+    pub fn report_blocks_to(&self, shared: &BlockedState) {
+        let mut blocking = self.blocking.borrow_mut();
+        let mut reporting = Blocking::reporting_to(shared.clone());
+        if let Some((since, reason)) = blocking.current() {
+            reporting.block(reason, since);
+        }
+        *blocking = reporting;
+    }
+
+    /// Bounds the rest of this session: if it has not ended (connection
+    /// closed) within `limit`, its socket is cut, which fails every wait
+    /// on the broker at once. A blocked connection is cut now: the broker
+    /// reads nothing from it, so no cancel or close could be answered.
+    /// Call it before a graceful stop's cancels and closes, and before
+    /// dropping a consumer (its drop cancels it and waits).
+    pub fn close_within(&self, limit: Duration) {
+        if self.is_blocked() {
+            info!(
+                "cutting the blocked connection to {} instead of closing it",
+                self.url
+            );
+            self.socket.cut();
+            return;
+        }
+        let mut cutter = self.cutter.borrow_mut();
+        if cutter.is_none() {
+            *cutter = Some(Cutter::arm(
+                self.socket.clone(),
+                limit,
+                self.url.to_string(),
+            ));
+        }
+    }
+}
+
+/// Cuts a socket after a delay unless dropped first.
+struct Cutter {
+    /// Dropping it wakes the thread, which then leaves the socket alone.
+    _disarm: Sender<()>,
+}
+
+impl Cutter {
+    fn arm(socket: Arc<Socket>, limit: Duration, url: String) -> Cutter {
+        let (disarm, disarmed) = crossbeam_channel::bounded::<()>(0);
+        let fallback = socket.clone();
+        let spawned = std::thread::Builder::new()
+            .name("close-wait".into())
+            .spawn(move || {
+                if let Err(RecvTimeoutError::Timeout) = disarmed.recv_timeout(limit) {
+                    warn!(
+                        "the broker at {url} did not answer the close within {:.1} s; \
+                         cutting the connection",
+                        limit.as_secs_f64()
+                    );
+                    socket.cut();
+                }
+            });
+        if spawned.is_err() {
+            // No thread, no wait: cut now rather than risk hanging.
+            warn!("cannot start a thread to bound the close; cutting the connection");
+            fallback.cut();
+        }
+        Cutter { _disarm: disarm }
     }
 }
 
@@ -182,7 +318,7 @@ fn open_unless_stopped(
     settings: &ConnectionSettings,
     start: usize,
     stop: Option<&Receiver<()>>,
-) -> Result<Option<(Connection, usize)>> {
+) -> Result<Option<Opened>> {
     let Some(stop) = stop else {
         return open_any(settings, start).map(Some);
     };
@@ -221,14 +357,21 @@ fn one_session<T>(
     ready: &mut bool,
     work: &mut dyn FnMut(&Session<'_>) -> Result<T>,
 ) -> Result<Option<T>> {
-    let Some((mut connection, index)) = open_unless_stopped(settings, start, stop)? else {
+    let Some(Opened {
+        mut connection,
+        index,
+        socket,
+    }) = open_unless_stopped(settings, start, stop)?
+    else {
         return Ok(None);
     };
     *on = index;
+    let socket = Arc::new(socket);
     let url = settings
         .urls
         .get(index)
         .context("open_any returned an address it was not given")?;
+    let blocked = connection.listen_for_connection_blocked()?;
     let channel = connection
         .open_channel(None)
         .context("cannot open a channel")?;
@@ -246,19 +389,39 @@ fn one_session<T>(
         url,
         number,
         server_properties: &server_properties,
+        blocked,
+        blocking: RefCell::new(Blocking::default()),
+        socket: socket.clone(),
+        cutter: RefCell::new(None),
         ready: Cell::new(false),
         connection: RefCell::new(&mut connection),
     };
     let result = work(&session);
     *ready = session.ready.get();
-    let value = result?;
-    // The work is done: a failure to close politely changes nothing.
-    let closed = channel
-        .close()
-        .and_then(|()| connection.close())
-        .map_err(anyhow::Error::from);
-    if let Err(error) = closed {
-        warn!("closing the connection to {url}: {error:#}");
-    }
-    Ok(Some(value))
+    // Everything below is bounded: a blocked connection is cut at once (the
+    // broker reads nothing from it, so a close could only wait), any other
+    // after CLOSE_WAIT.
+    session.close_within(CLOSE_WAIT);
+    let cutter = session.cutter.take();
+    drop(session);
+    let outcome = match result {
+        Ok(value) => {
+            // The work is done: a failure to close politely changes nothing.
+            let closed = channel
+                .close()
+                .and_then(|()| connection.close())
+                .map_err(anyhow::Error::from);
+            if let Err(error) = closed {
+                warn!("closing the connection to {url}: {error:#}");
+            }
+            Ok(Some(value))
+        }
+        Err(error) => {
+            drop(channel);
+            drop(connection);
+            Err(error)
+        }
+    };
+    drop(cutter);
+    outcome
 }
