@@ -159,6 +159,14 @@ impl Session<'_> {
         }
     }
 
+    /// How long the block in force has lasted, if the broker blocks this
+    /// connection now.
+    pub fn block_in_force(&self) -> Option<Duration> {
+        let blocking = self.blocking.borrow();
+        let (since, _) = blocking.current()?;
+        Some(since.elapsed())
+    }
+
     /// Whether the broker blocks this connection now.
     pub fn is_blocked(&self) -> bool {
         self.blocking.borrow().is_blocked()

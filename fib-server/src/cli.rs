@@ -112,6 +112,7 @@ impl Cli {
                 ))
             })?,
             metrics_addr: self.metrics.addr.clone(),
+            blocked: Default::default(),
         })
     }
 }

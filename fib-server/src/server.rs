@@ -1,5 +1,11 @@
 //! The consume loop: declare, consume with manual acks, answer until told to
 //! stop. Reconnecting after a lost connection is `common::lifecycle`'s job.
+//!
+//! While the broker blocks the connection (a memory or disk alarm) the
+//! server waits: no confirm is overdue while blocked (a confirm's timeout
+//! starts again when the block lifts) and nothing reconnects because of it.
+//! A stop asked for meanwhile does not wait for the alarm: the connection
+//! is cut, and the requests not yet acked go back to the queue.
 
 use crate::cache::SharedCache;
 use crate::handler;
@@ -7,7 +13,8 @@ use crate::monitoring::ServerMetrics;
 use crate::replier::{self, Replier};
 use amiquip::{Channel, ConsumerMessage, ConsumerOptions, Queue};
 use anyhow::{Context, Result};
-use common::lifecycle::{self, Ended, Policy, Session};
+use common::blocking::BlockedState;
+use common::lifecycle::{self, Block, Ended, Policy, Session};
 use common::topology::{self, QueueType, Topology};
 use common::ConnectionSettings;
 use crossbeam_channel::{select, Receiver};
@@ -31,6 +38,9 @@ pub struct Settings {
     pub cache_bytes: usize,
     /// Where to serve metrics and health probes (`--metrics`), if at all.
     pub metrics_addr: Option<String>,
+    /// Where every worker reports whether the broker blocks its connection
+    /// (resource alarms): for metrics and readiness to read.
+    pub blocked: BlockedState,
 }
 
 /// Serves requests until a message arrives on `shutdown` or its sender is
@@ -138,8 +148,14 @@ fn serve(
     };
     let policy = Policy::UntilStopped(shutdown);
     let ended = lifecycle::run_sessions(&settings.connection, policy, &mut |session| {
+        session.report_blocks_to(&settings.blocked);
         let _on_node = metrics.session_started(session.number, session.url);
         let result = consume(&shared, session, shutdown, on_ready);
+        if let Some(lasted) = session.block_in_force() {
+            // The session ends blocked (cut): it no longer holds readiness.
+            metrics.set_blocked(worker, false);
+            metrics.add_blocked_seconds(lasted.as_secs_f64());
+        }
         // A failed session is followed by a reconnection (or by the end,
         // which sets Stopping below).
         let next = if result.is_ok() {
@@ -156,6 +172,15 @@ fn serve(
         Ended::Stopped => info!(target: "startup", "fib-server stopped while connecting"),
     }
     Ok(())
+}
+
+/// Bounds the rest of a session when dropped.
+struct BoundedEnd<'s, 'a>(&'s Session<'a>);
+
+impl Drop for BoundedEnd<'_, '_> {
+    fn drop(&mut self) {
+        self.0.close_within(lifecycle::CLOSE_WAIT);
+    }
 }
 
 /// Declares the request queue, its exchange and binding, and a quorum
@@ -238,6 +263,10 @@ fn consume(
         replier = replier.with_dead_letter_queue(topology.dead_letter_queue());
     }
     let consumer = queue.consume(ConsumerOptions::default())?;
+    // Declared after the consumer, so dropped before it: however this
+    // session ends, the consumer's drop (a cancel that waits for the broker)
+    // is bounded, and at once cut short if the connection is blocked.
+    let _bounded = BoundedEnd(session);
     info!(
         target: "startup",
         "fib-server ready: consuming {:?} ({queue_kind}) bound to {:?} with {:?} at {} (prefetch {}, max n {}, reply confirms {}, cache {}){}",
@@ -263,10 +292,19 @@ fn consume(
     on_ready();
     let confirms = replier.confirms();
     let prefetch = usize::from(settings.prefetch);
+    // When the last block lifted: a confirm is overdue only CONFIRM_TIMEOUT
+    // after both its publish and that (blocked time does not count).
+    let mut unblocked_at: Option<Instant> = None;
     loop {
-        let overdue = match replier.confirm_deadline() {
-            Some(deadline) => crossbeam_channel::at(deadline),
-            None => crossbeam_channel::never(),
+        let deadline = replier
+            .confirm_deadline()
+            .map(|deadline| match unblocked_at {
+                Some(at) => deadline.max(at + replier::CONFIRM_TIMEOUT),
+                None => deadline,
+            });
+        let overdue = match deadline {
+            Some(deadline) if !session.is_blocked() => crossbeam_channel::at(deadline),
+            _ => crossbeam_channel::never(),
         };
         // A refused reply is published again when its backoff ends; the
         // loop serves everything else meanwhile.
@@ -303,11 +341,38 @@ fn consume(
             recv(ack_timer) -> _ => {}
             recv(retry) -> _ => replier.retry_due()?,
             recv(overdue) -> _ => return Err(replier.overdue()),
+            recv(session.blocked) -> notification => match notification {
+                Ok(notification) => match session.note(notification) {
+                    Block::Blocked(_) => metrics.set_blocked(worker, true),
+                    Block::Unblocked(lasted) => {
+                        unblocked_at = Some(Instant::now());
+                        metrics.set_blocked(worker, false);
+                        metrics.add_blocked_seconds(lasted.as_secs_f64());
+                    }
+                    Block::Unchanged => {}
+                },
+                Err(_) => return Err(common::consumer::io_thread_gone()),
+            },
             recv(shutdown) -> _ => {
                 metrics.set_state(worker, State::Stopping);
                 debug!("shutting down: cancelling the consumer, settling confirms");
-                common::consumer::cancel(consumer)?;
-                replier.settle()?;
+                // A blocked broker answers neither the cancel nor the
+                // confirms: bound the stop (cut at once while blocked).
+                let blocked = session.is_blocked();
+                session.close_within(lifecycle::CLOSE_WAIT);
+                let settled = common::consumer::cancel(consumer).and_then(|()| replier.settle());
+                if let Err(error) = settled {
+                    let why = if blocked {
+                        "the broker blocks the connection (a resource alarm)".to_string()
+                    } else {
+                        format!("{error:#}")
+                    };
+                    warn!(
+                        "stopping without the broker's last answers: {why}; {} request(s) not \
+                         acked go back to the queue",
+                        replier.unsettled()
+                    );
+                }
                 if replier.refused_replies() > 0 {
                     info!(
                         "this session gave up {} requests whose replies the broker refused",

@@ -36,6 +36,7 @@ impl Scratch {
             workers: 1,
             cache_bytes: (fib_server::cli::DEFAULT_CACHE_MB << 20) as usize,
             metrics_addr: None,
+            blocked: Default::default(),
         }
     }
 
