@@ -101,6 +101,11 @@ pub struct Cli {
     /// Resends of a request that timed out, before giving up with exit 5.
     #[arg(long, default_value_t = 2, value_name = "K")]
     pub retries: u32,
+    /// Longest the broker may block the connection (a memory or disk alarm)
+    /// before the run ends with exit 3; 0: wait as long as the alarm lasts.
+    /// Blocked time counts against no --timeout: nothing is resent.
+    #[arg(long, default_value_t = 300.0, value_name = "SECS")]
+    pub max_blocked: f64,
     /// Print the summary as one JSON object on stdout, nothing else there.
     #[arg(long, conflicts_with = "n")]
     pub json: bool,

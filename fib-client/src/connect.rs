@@ -6,7 +6,7 @@ use crate::export::Broker;
 use crate::options::Options;
 use crate::rpc::RpcSession;
 use anyhow::Result;
-use common::lifecycle::{self, Ended, Policy};
+use common::lifecycle::{self, Ended, Policy, CLOSE_WAIT};
 use crossbeam_channel::Receiver;
 use log::{info, warn};
 
@@ -41,7 +41,7 @@ pub fn with_sessions(
     };
     let ended = lifecycle::run_sessions(&options.connection, policy, &mut |session| {
         let rpc = RpcSession::open(
-            session.channel,
+            session,
             &options.exchange,
             &options.routing_key,
             options.reply_mode,
@@ -58,10 +58,18 @@ pub fn with_sessions(
         session.ready();
         sessions += 1;
         seen.reconnects = sessions.saturating_sub(1);
-        work(&rpc, session.number)?;
-        // The work is done: a failure to stop consuming politely changes nothing.
-        if let Err(error) = rpc.close() {
-            warn!("closing the reply queue: {error:#}");
+        let worked = work(&rpc, session.number);
+        // Bound what follows (a cancel waits for the broker, also when the
+        // consumer is dropped): a blocked connection is cut at once, and
+        // the broker drops the reply queue with it.
+        let blocked = session.is_blocked();
+        session.close_within(CLOSE_WAIT);
+        worked?;
+        if !blocked {
+            // The work is done: a failure to stop consuming politely changes nothing.
+            if let Err(error) = rpc.close() {
+                warn!("closing the reply queue: {error:#}");
+            }
         }
         Ok(())
     })?;

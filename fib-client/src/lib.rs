@@ -154,6 +154,13 @@ impl Observer for Live {
         }
     }
 
+    fn blocked(&mut self, reason: Option<&str>) {
+        self.progress.blocked(reason);
+        if let Some(intervals) = self.intervals.as_mut() {
+            intervals.blocked(reason);
+        }
+    }
+
     fn tick(&mut self, at: Duration) {
         if let Some(intervals) = self.intervals.as_mut() {
             self.progress

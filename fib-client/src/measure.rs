@@ -17,17 +17,38 @@
 //!
 //! Time comes from the transport (`RpcTransport::now`), so that tests can
 //! simulate a stall of known length without waiting for it.
+//!
+//! While the broker blocks the connection (a resource alarm) nothing is
+//! sent and no reply is overdue: the broker reads nothing meanwhile, and
+//! when the block lifts every outstanding request gets its whole timeout
+//! again, so nothing is resent because of a block. A broker tells a
+//! connection it is blocked only when it publishes; a client waiting for
+//! replies that the alarm holds back publishes nothing. So before resending
+//! anything that timed out, the run sends a probe (a message that routes
+//! nowhere, see `RpcTransport::probe`): a blocked connection learns of its
+//! block, a free one gets the probe back and resends. Requests due during a
+//! block go out when it lifts, late (the corrected view shows it). A block
+//! longer than `Plan::max_blocked` ends the run.
 
 use crate::rpc::{Event, RpcTransport};
 use crate::stats;
 use crate::workload::{Expectations, Workload};
 use anyhow::Result;
+use common::blocking::{self, Blocking};
 use common::failure::Failure;
 use common::protocol::Reply;
 use hdrhistogram::Histogram;
 use log::{debug, warn};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
+
+/// How often a run blocked with no `--max-blocked` wakes up for nothing.
+const BLOCKED_WAKE_UP: Duration = Duration::from_secs(60);
+
+/// The longest wait for a probe's answer (or the request timeout, if
+/// shorter) before resending anyway: a broker that answers neither is
+/// probably gone, which heartbeats will tell.
+const PROBE_WAIT: Duration = Duration::from_secs(5);
 
 /// When to stop sending.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,6 +76,9 @@ pub struct Plan {
     pub retries: u32,
     /// Call `Observer::tick` this often.
     pub tick: Option<Duration>,
+    /// How long the broker may block the connection before the run ends
+    /// (None: as long as it likes).
+    pub max_blocked: Option<Duration>,
 }
 
 impl Plan {
@@ -179,6 +203,9 @@ pub trait Observer {
     fn sent(&mut self, _warmup: bool) {}
     /// A request went out again (after a timeout or a lost connection).
     fn resent(&mut self, _warmup: bool) {}
+    /// The broker blocked the connection for `Some(reason)`, or unblocked
+    /// it (None).
+    fn blocked(&mut self, _reason: Option<&str>) {}
 }
 
 impl<F: FnMut(&RoundTrip, &Reply)> Observer for F {
@@ -236,6 +263,10 @@ pub struct Measurement {
     pub schedule: Option<Schedule>,
     /// Stopped early by Ctrl-C.
     pub interrupted: bool,
+    /// Times the broker blocked the connection (resource alarms).
+    pub blocks: u64,
+    /// Time spent blocked, over all blocks.
+    pub blocked: Duration,
 }
 
 struct Pending {
@@ -278,6 +309,10 @@ pub struct Run {
     pending: BTreeMap<u64, Pending>,
     by_id: HashMap<String, u64>,
     measurement: Measurement,
+    /// The broker's blocks of the connection (on every session).
+    blocking: Blocking,
+    /// A probe is out, unanswered; resend at this time without an answer.
+    probe: Option<Instant>,
 }
 
 impl Run {
@@ -309,6 +344,8 @@ impl Run {
                 warmup: plan.warmup,
                 schedule,
                 interrupted: false,
+                blocks: 0,
+                blocked: Duration::ZERO,
             },
             plan,
             issued: 0,
@@ -321,6 +358,8 @@ impl Run {
             interrupted: false,
             pending: BTreeMap::new(),
             by_id: HashMap::new(),
+            blocking: Blocking::default(),
+            probe: None,
         }
     }
 
@@ -458,6 +497,9 @@ impl Run {
         if self.next_tick.is_none() {
             self.next_tick = self.plan.tick.map(|every| origin + every);
         }
+        // A new connection starts unblocked; the broker says again if not.
+        self.unblocked(session.now(), observer);
+        self.probe = None;
         let stranded: Vec<u64> = self
             .pending
             .iter()
@@ -474,7 +516,10 @@ impl Run {
         }
         loop {
             self.close_window(session.now(), observer);
-            while self.pending.len() < self.plan.inflight {
+            // While blocked, nothing is sent, and (unless the run stopped
+            // sending) no reply is overdue: only the block's own limit counts.
+            let held = self.blocking.is_blocked() && self.stopped_sending.is_none();
+            while self.pending.len() < self.plan.inflight && !held {
                 let Some(due) = self.due_now(session.now()) else {
                     break;
                 };
@@ -485,8 +530,18 @@ impl Run {
             if self.pending.is_empty() && !more {
                 return Ok(());
             }
-            let mut deadline = self.pending.values().map(|p| p.deadline).min();
-            if more && self.pending.len() < self.plan.inflight {
+            let mut deadline = if held {
+                // Without a limit, wake now and then to look again.
+                Some(
+                    self.block_limit()
+                        .unwrap_or_else(|| session.now() + BLOCKED_WAKE_UP),
+                )
+            } else if let Some(probe) = self.probe {
+                Some(probe)
+            } else {
+                self.pending.values().map(|p| p.deadline).min()
+            };
+            if !held && more && self.pending.len() < self.plan.inflight {
                 // Only an open loop gets here: the next request is not due yet.
                 deadline = earliest(deadline, Some(self.next_due()));
             }
@@ -504,7 +559,29 @@ impl Run {
                     None => debug!("ignored a reply with unknown correlation id {id:?}"),
                 },
                 Event::Reply { .. } => debug!("ignored a reply without correlation id"),
-                Event::TimedOut => self.handle_timeouts(session, session_number, observer)?,
+                Event::TimedOut if held => self.check_block_limit(session.now())?,
+                Event::TimedOut => match self.probe {
+                    Some(probe) if session.now() < probe => {}
+                    Some(_) => {
+                        // No answer: the broker is not blocking, it is slow
+                        // or gone. Resend as if it had answered.
+                        self.probe = None;
+                        self.handle_timeouts(session, session_number, observer, true)?;
+                    }
+                    None => self.handle_timeouts(session, session_number, observer, false)?,
+                },
+                Event::ProbeAnswered => {
+                    if self.probe.take().is_some() {
+                        self.handle_timeouts(session, session_number, observer, true)?;
+                    }
+                }
+                Event::Blocked(reason) => {
+                    self.probe = None;
+                    if self.blocking.block(&reason, session.now()) {
+                        observer.blocked(Some(&reason));
+                    }
+                }
+                Event::Unblocked => self.unblocked(session.now(), observer),
                 Event::Interrupted if !self.interrupted => {
                     log::info!(
                         "interrupted: sending nothing more; waiting up to {:.1} s for the {} \
@@ -540,7 +617,52 @@ impl Run {
             }
         }
         self.measurement.interrupted = self.interrupted;
+        self.measurement.blocks = self.blocking.blocks();
+        // A block still in force (the run ended by --max-blocked) counts
+        // up to now.
+        self.measurement.blocked = self.blocking.total(Instant::now());
         self.measurement
+    }
+
+    /// When the block in force has lasted `Plan::max_blocked`, if there is
+    /// such a block and a limit.
+    fn block_limit(&self) -> Option<Instant> {
+        let (since, _) = self.blocking.current()?;
+        Some(since + self.plan.max_blocked?)
+    }
+
+    /// Ends the run if the block in force has lasted too long.
+    fn check_block_limit(&self, now: Instant) -> Result<()> {
+        let (Some(limit), Some((since, reason))) = (self.block_limit(), self.blocking.current())
+        else {
+            return Ok(());
+        };
+        if now < limit {
+            return Ok(());
+        }
+        Err(Failure::Blocked(format!(
+            "the broker has blocked the connection for {:.1} s ({}: a resource alarm), longer \
+             than --max-blocked allows; {} requests were outstanding",
+            now.saturating_duration_since(since).as_secs_f64(),
+            blocking::printable(reason),
+            self.pending.len()
+        ))
+        .into())
+    }
+
+    /// The connection is no longer blocked at `now` (or a new one starts):
+    /// every request still outstanding gets its whole timeout again, from
+    /// now. (The block began before the broker said so, at the alarm, which
+    /// the client cannot know: its replies were held back from then.)
+    fn unblocked(&mut self, now: Instant, observer: &mut dyn Observer) {
+        if self.blocking.unblock(now).is_none() {
+            return;
+        }
+        let fresh = now + self.plan.timeout;
+        for pending in self.pending.values_mut() {
+            pending.deadline = pending.deadline.max(fresh);
+        }
+        observer.blocked(None);
     }
 
     fn tick(&mut self, now: Instant, observer: &mut dyn Observer) {
@@ -674,11 +796,14 @@ impl Run {
         Ok(warmup)
     }
 
+    /// Resends (or gives up) what is overdue; with a probe first unless
+    /// `probed` (the broker answered one since, or never did).
     fn handle_timeouts(
         &mut self,
         session: &dyn RpcTransport,
         session_number: u64,
         observer: &mut dyn Observer,
+        probed: bool,
     ) -> Result<()> {
         let now = session.now();
         // A timeout after the end of `--duration` gives up, never resends.
@@ -689,6 +814,11 @@ impl Run {
             .filter(|(_, p)| p.deadline <= now)
             .map(|(&i, _)| i)
             .collect();
+        let resending = self.stopped_sending.is_none();
+        if !overdue.is_empty() && !probed && resending && session.probe()? {
+            self.probe = Some(now + PROBE_WAIT.min(self.plan.timeout));
+            return Ok(());
+        }
         for i in overdue {
             if self.stopped_sending.is_some() {
                 self.give_up(i, now, observer);
@@ -910,6 +1040,7 @@ mod tests {
             timeout: Duration::from_millis(20),
             retries: 2,
             tick: None,
+            max_blocked: None,
         }
     }
 
@@ -1187,6 +1318,15 @@ mod tests {
         sent: RefCell<Vec<(u64, Duration)>>,
         /// Ctrl-C at this time.
         interrupt_at: Cell<Option<Duration>>,
+        /// The broker blocks both connections (from, to): it reads nothing,
+        /// so requests reach the server and replies the client at `to`. As
+        /// a real broker, it tells the client only once it publishes then.
+        block: Option<(Duration, Duration)>,
+        /// Blocked/Unblocked notifications and probe answers still to hand
+        /// out, in time order.
+        notifications: RefCell<VecDeque<(Duration, Event)>>,
+        block_told: Cell<bool>,
+        probes: Cell<u32>,
     }
 
     impl SimTransport {
@@ -1200,6 +1340,42 @@ mod tests {
                 replies: RefCell::default(),
                 sent: RefCell::default(),
                 interrupt_at: Cell::new(None),
+                block: None,
+                notifications: RefCell::default(),
+                block_told: Cell::new(false),
+                probes: Cell::new(0),
+            }
+        }
+
+        fn blocked(service: Duration, from: Duration, to: Duration) -> SimTransport {
+            SimTransport {
+                block: Some((from, to)),
+                ..SimTransport::new(service)
+            }
+        }
+
+        /// A publish at the current time: during the block, the first one
+        /// makes the broker say so. Returns whether it is blocked.
+        fn published(&self) -> bool {
+            let now = self.now.get();
+            match self.block {
+                Some((from, to)) if now >= from && now < to => {
+                    if !self.block_told.replace(true) {
+                        let mut notifications = self.notifications.borrow_mut();
+                        notifications.push_front((now, Event::Blocked("low on memory".into())));
+                        notifications.push_back((to, Event::Unblocked));
+                    }
+                    true
+                }
+                _ => false,
+            }
+        }
+
+        /// When something published at `t` gets through the broker.
+        fn through(&self, t: Duration) -> Duration {
+            match self.block {
+                Some((from, to)) if t >= from && t < to => to,
+                _ => t,
             }
         }
 
@@ -1209,11 +1385,23 @@ mod tests {
     }
 
     impl RpcTransport for SimTransport {
+        fn probe(&self) -> Result<bool> {
+            self.probes.set(self.probes.get() + 1);
+            if !self.published() {
+                let now = self.now.get();
+                self.notifications
+                    .borrow_mut()
+                    .push_front((now, Event::ProbeAnswered));
+            }
+            Ok(true)
+        }
+
         fn send(&self, n: u64) -> Result<String> {
             let now = self.now.get();
+            self.published();
             let id = format!("sim-{}", self.sent.borrow().len());
             self.sent.borrow_mut().push((n, now));
-            let mut start = now.max(self.server_free.get());
+            let mut start = self.through(now).max(self.server_free.get());
             if let Some((from, to)) = self.stall {
                 if start >= from && start < to {
                     start = to;
@@ -1223,13 +1411,21 @@ mod tests {
             self.server_free.set(done);
             self.replies
                 .borrow_mut()
-                .push_back((done, value_reply(&id, f(n))));
+                .push_back((self.through(done), value_reply(&id, f(n))));
             Ok(id)
         }
 
         fn next_event(&self, deadline: Instant) -> Result<Event> {
             let deadline = deadline.saturating_duration_since(self.base);
             let next_reply = self.replies.borrow().front().map(|(t, _)| *t);
+            let next_notification = self.notifications.borrow().front().map(|(t, _)| *t);
+            if let Some(at) = next_notification {
+                if at <= deadline && next_reply.is_none_or(|t| at <= t) {
+                    self.advance_to(at);
+                    let (_, event) = self.notifications.borrow_mut().pop_front().expect("peeked");
+                    return Ok(event);
+                }
+            }
             if let Some(at) = self.interrupt_at.get() {
                 if at <= deadline && next_reply.is_none_or(|t| at <= t) {
                     self.interrupt_at.set(None);
@@ -1312,6 +1508,129 @@ mod tests {
             "{schedule:?}"
         );
         assert_eq!((m.sent, m.answered, m.correct), (1000, 1000, 1000));
+        Ok(())
+    }
+
+    #[test]
+    fn a_block_longer_than_the_timeout_resends_nothing_and_is_counted() -> Result<()> {
+        // 40 s blocked from 205 ms, replies due in 10 ms, a 3 s timeout and
+        // no retry. The request sent at 200 ms is answered at 210 ms, held
+        // back by the block: the client publishes nothing until its timeout
+        // at 3.2 s, when a probe tells it of the block. Without the probe
+        // and the timeout given back, it would resend, or end the run.
+        let sim = SimTransport::blocked(
+            Duration::from_millis(10),
+            Duration::from_millis(205),
+            Duration::from_secs(40),
+        );
+        let mut run = Run::new(Plan {
+            timeout: Duration::from_secs(3),
+            retries: 0,
+            ..plan(0..100, 1)
+        });
+        struct Seen(Vec<Option<String>>);
+        impl Observer for Seen {
+            fn round_trip(&mut self, _: &RoundTrip, _: &Reply) {}
+            fn blocked(&mut self, reason: Option<&str>) {
+                self.0.push(reason.map(str::to_string));
+            }
+        }
+        let mut seen = Seen(Vec::new());
+        run.drive(&sim, 0, &mut seen)?;
+        // Nothing went out while blocked.
+        let during = sim
+            .sent
+            .borrow()
+            .iter()
+            .filter(|(_, t)| *t > Duration::from_millis(205) && *t < Duration::from_secs(40))
+            .count();
+        assert_eq!(during, 0, "{:?}", sim.sent.borrow());
+        assert_eq!(seen.0, [Some("low on memory".to_string()), None]);
+        let m = run.finish();
+        assert_eq!(
+            (m.sent, m.answered, m.correct, m.resends),
+            (100, 100, 100, 0)
+        );
+        assert_eq!(m.blocks, 1);
+        assert!(
+            (m.blocked.as_secs_f64() - 36.8).abs() < 1e-6,
+            "{:?}",
+            m.blocked
+        );
+        assert_eq!(sim.probes.get(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_timeout_without_a_block_is_resent_once_the_probe_comes_back() -> Result<()> {
+        let transport = FakeTransport::new(|n, copy| match (n, copy) {
+            (1, 0) => Answer::Silent,
+            _ => Answer::Correct,
+        });
+        let sim = SimTransport::new(Duration::from_millis(1));
+        // The fake server answers; the sim only answers the probe.
+        struct Probed<'a>(&'a FakeTransport, &'a SimTransport);
+        impl RpcTransport for Probed<'_> {
+            fn send(&self, n: u64) -> Result<String> {
+                self.0.send(n)
+            }
+            fn next_event(&self, deadline: Instant) -> Result<Event> {
+                if let Some((_, event)) = self.1.notifications.borrow_mut().pop_front() {
+                    return Ok(event);
+                }
+                self.0.next_event(deadline)
+            }
+            fn probe(&self) -> Result<bool> {
+                self.1.probe()
+            }
+        }
+        let mut run = Run::new(plan(0..3, 1));
+        let seen = drive(&mut run, &Probed(&transport, &sim), 0)?;
+        assert_eq!(seen.len(), 3);
+        assert_eq!(transport.copies_of(1), 2);
+        assert_eq!(sim.probes.get(), 1);
+        let m = run.finish();
+        assert_eq!((m.resends, m.blocks), (1, 0));
+        Ok(())
+    }
+
+    #[test]
+    fn a_block_longer_than_max_blocked_ends_the_run_with_exit_3() {
+        let sim = SimTransport::blocked(
+            Duration::from_millis(10),
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        );
+        let mut run = Run::new(Plan {
+            max_blocked: Some(Duration::from_secs(5)),
+            ..plan(0..100, 4)
+        });
+        let error = drive(&mut run, &sim, 0).expect_err("blocked for 60 s");
+        assert_eq!(common::exit_code(&error), common::exit::BROKER);
+        assert!(
+            matches!(error.downcast_ref::<Failure>(), Some(Failure::Blocked(_))),
+            "{error:#}"
+        );
+        assert!(format!("{error:#}").contains("low on memory"), "{error:#}");
+        // Told at the first send in the block (100 ms), given up 5 s later.
+        assert_eq!(sim.now.get(), Duration::from_millis(5100));
+    }
+
+    #[test]
+    fn an_open_loop_sends_what_fell_due_in_a_block_after_it_late() -> Result<()> {
+        let sim = SimTransport::blocked(
+            Duration::from_millis(1),
+            Duration::from_millis(1000),
+            Duration::from_millis(3000),
+        );
+        let mut run = Run::new(open_loop(500, 100.0, 16));
+        drive(&mut run, &sim, 0)?;
+        let m = run.finish();
+        assert_eq!((m.answered, m.correct, m.resends), (500, 500, 0));
+        let schedule = m.schedule.expect("open loop");
+        // The 200 requests due in the block went out after it.
+        assert!(schedule.late_sends >= 190, "{schedule:?}");
+        assert!(m.corrected.max() > 1_900_000, "{}", m.corrected.max());
         Ok(())
     }
 

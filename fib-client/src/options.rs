@@ -66,6 +66,13 @@ pub const RATE: Bounds = Bounds {
     unit: "requests per second",
 };
 /// `--max-regression`: 0 to 10,000 % (a hundred times worse).
+/// `--max-blocked`: 0 (no bound: wait as long as the alarm lasts) to a day.
+pub const MAX_BLOCKED: Bounds = Bounds {
+    min: 0.0,
+    max: 86_400.0,
+    unit: "seconds",
+};
+
 pub const MAX_REGRESSION: Bounds = Bounds {
     min: 0.0,
     max: 10_000.0,
@@ -87,6 +94,8 @@ pub struct Options {
     pub retries: u32,
     /// How long to keep reconnecting after the connection is lost.
     pub reconnect_for: Duration,
+    /// How long the broker may block the connection (None: forever).
+    pub max_blocked: Option<Duration>,
     pub output: Output,
     pub verbosity: Verbosity,
     /// Print a line on stderr this often.
@@ -148,6 +157,7 @@ impl Options {
             timeout: self.timeout,
             retries: self.retries,
             tick: self.interval,
+            max_blocked: self.max_blocked,
         }
     }
 }
@@ -223,6 +233,10 @@ impl Options {
             }),
             _ => None,
         };
+        let max_blocked = match MAX_BLOCKED.check("--max-blocked", cli.max_blocked)? {
+            0.0 => None,
+            secs => Some(Duration::from_secs_f64(secs)),
+        };
         let connection: ConnectionSettings = cli.connection.settings()?;
         Ok(Options {
             connection,
@@ -234,6 +248,7 @@ impl Options {
             timeout,
             retries: cli.retries,
             reconnect_for: reconnect_budget(timeout, cli.retries),
+            max_blocked,
             output: if cli.json {
                 Output::Json
             } else {
@@ -352,6 +367,17 @@ mod tests {
     }
 
     #[test]
+    fn max_blocked_defaults_to_five_minutes_and_zero_means_forever() -> Result<()> {
+        assert_eq!(options(&[])?.max_blocked, Some(Duration::from_secs(300)));
+        assert_eq!(options(&["--max-blocked", "0"])?.max_blocked, None);
+        assert_eq!(
+            options(&["--max-blocked", "5"])?.max_blocked,
+            Some(Duration::from_secs(5))
+        );
+        Ok(())
+    }
+
+    #[test]
     fn bad_values_are_usage_errors() {
         for args in [
             &["--n-range", "5..5"][..],
@@ -372,6 +398,9 @@ mod tests {
             &["--interval", "0.000001"],
             &["--timeout", "1e-300"],
             &["--duration", "1e300"],
+            &["--max-blocked=-1"],
+            &["--max-blocked", "NaN"],
+            &["--max-blocked", "86401"],
         ] {
             let error = options(args).expect_err(&format!("{args:?} accepted"));
             assert_eq!(common::exit_code(&error), common::exit::USAGE, "{args:?}");
@@ -379,12 +408,13 @@ mod tests {
     }
 
     /// Every number flag with the bounds it must keep.
-    const NUMBER_FLAGS: [(&str, Bounds); 5] = [
+    const NUMBER_FLAGS: [(&str, Bounds); 6] = [
         ("--rate", RATE),
         ("--duration", DURATION),
         ("--interval", INTERVAL),
         ("--timeout", TIMEOUT),
         ("--max-regression", MAX_REGRESSION),
+        ("--max-blocked", MAX_BLOCKED),
     ];
 
     proptest::proptest! {

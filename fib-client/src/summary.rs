@@ -36,6 +36,12 @@ pub struct Summary {
     pub interrupted: bool,
     /// Why the run ended.
     pub ended: Ended,
+    /// Times the broker blocked the connection (memory or disk alarms).
+    #[serde(default)]
+    pub blocks: u64,
+    /// Time the connection spent blocked, over all blocks.
+    #[serde(default)]
+    pub blocked_ms: f64,
     /// Corrected latency: from when each request was due (open loop) or sent
     /// (closed loop, where both views are the same) to its reply.
     pub latency_us: Option<Latency>,
@@ -74,6 +80,9 @@ pub enum Ended {
     BrokerError,
     /// A request was returned unroutable: nothing is bound (exit 4).
     Unroutable,
+    /// The broker blocked the connection (a resource alarm) longer than
+    /// `--max-blocked` (exit 3).
+    Blocked,
     /// Anything else, such as a bug (exit 70).
     InternalError,
 }
@@ -84,6 +93,15 @@ impl Ended {
     /// told apart from a refusal.
     pub fn of_error(error: &anyhow::Error) -> Ended {
         use common::exit;
+        let blocked = error.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<common::Failure>(),
+                Some(common::Failure::Blocked(_))
+            )
+        });
+        if blocked {
+            return Ended::Blocked;
+        }
         match exit::exit_code(error) {
             exit::TIMEOUT => Ended::NoReply,
             exit::UNROUTABLE => Ended::Unroutable,
@@ -102,6 +120,7 @@ impl Ended {
             Ended::GaveUpReconnecting => "gave-up-reconnecting",
             Ended::BrokerError => "broker-error",
             Ended::Unroutable => "unroutable",
+            Ended::Blocked => "blocked",
             Ended::InternalError => "internal-error",
         }
     }
@@ -159,6 +178,8 @@ impl Summary {
             unsent: measurement.unsent,
             interrupted: measurement.interrupted,
             ended,
+            blocks: measurement.blocks,
+            blocked_ms: measurement.blocked.as_secs_f64() * 1e3,
             latency_us: Latency::of(&measurement.corrected),
             latency_as_sent_us: Latency::of(&measurement.as_sent),
             latency_clamped: measurement.clamped,

@@ -1,6 +1,7 @@
 //! `--interval`: one line per interval on stderr, as PerfTest prints them:
 //! the requests answered in that interval, their rate, and p50/p99/max of
-//! their (corrected) latency.
+//! their (corrected) latency, and "blocked (REASON)" when the broker blocked
+//! the connection (a resource alarm) during the interval.
 
 use crate::measure::RoundTrip;
 use crate::stats;
@@ -10,6 +11,10 @@ use std::time::Duration;
 pub struct Intervals {
     histogram: Histogram<u64>,
     since: Duration,
+    /// The broker's reason while it blocks the connection.
+    blocked: Option<String>,
+    /// The reason of a block in force at any time in this interval.
+    blocked_in_interval: Option<String>,
 }
 
 impl Intervals {
@@ -22,6 +27,8 @@ impl Intervals {
         Intervals {
             histogram: stats::histogram_up_to(ceiling),
             since: Duration::ZERO,
+            blocked: None,
+            blocked_in_interval: None,
         }
     }
 
@@ -30,6 +37,14 @@ impl Intervals {
         if !round_trip.warmup {
             // Clamping is counted once, by the run's own histograms.
             let _ = stats::record(&mut self.histogram, round_trip.latency());
+        }
+    }
+
+    /// The broker blocked the connection for `Some(reason)`, or unblocked it.
+    pub fn blocked(&mut self, reason: Option<&str>) {
+        self.blocked = reason.map(common::blocking::printable);
+        if self.blocked.is_some() {
+            self.blocked_in_interval.clone_from(&self.blocked);
         }
     }
 
@@ -43,7 +58,7 @@ impl Intervals {
         } else {
             0.0
         };
-        let line = if h.is_empty() {
+        let mut line = if h.is_empty() {
             format!(
                 "[{:8.1} s] {:7} requests  {rate:9.1}/s  (no replies in this interval)",
                 at.as_secs_f64(),
@@ -59,6 +74,10 @@ impl Intervals {
                 h.max()
             )
         };
+        if let Some(reason) = self.blocked_in_interval.take() {
+            line.push_str(&format!("  blocked ({reason})"));
+        }
+        self.blocked_in_interval.clone_from(&self.blocked);
         self.histogram.reset();
         self.since = at;
         line
@@ -106,5 +125,20 @@ mod tests {
         );
         let second = intervals.line(Duration::from_secs(3));
         assert!(second.contains("no replies in this interval"), "{second}");
+        assert!(!second.contains("blocked"), "{second}");
+    }
+
+    #[test]
+    fn intervals_during_a_block_say_so_with_the_reason() {
+        let mut intervals = Intervals::new();
+        intervals.blocked(Some("low on memory"));
+        let during = intervals.line(Duration::from_secs(1));
+        assert!(during.ends_with("  blocked (low on memory)"), "{during}");
+        intervals.blocked(None);
+        // Blocked for part of this interval still shows.
+        let lifted = intervals.line(Duration::from_secs(2));
+        assert!(lifted.ends_with("  blocked (low on memory)"), "{lifted}");
+        let after = intervals.line(Duration::from_secs(3));
+        assert!(!after.contains("blocked"), "{after}");
     }
 }

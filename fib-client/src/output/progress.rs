@@ -22,8 +22,8 @@ impl Progress {
         };
         let bar = ProgressBar::with_draw_target(count, target);
         let template = match count {
-            Some(_) => "{bar:40} {pos}/{len} round trips, {rate}, eta {eta}",
-            None => "{spinner} {pos} round trips, {rate}, {elapsed}",
+            Some(_) => "{bar:40} {pos}/{len} round trips, {rate}, eta {eta} {msg}",
+            None => "{spinner} {pos} round trips, {rate}, {elapsed} {msg}",
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
             // indicatif's own {per_sec} prints four decimals (2,246.2006/s).
@@ -43,6 +43,17 @@ impl Progress {
         self.bar.inc(1);
         if self.per_request_lines {
             eprintln!("{}", request_line(round_trip, reply));
+        }
+    }
+
+    /// Shows "blocked (REASON)" beside the bar while the broker blocks the
+    /// connection (`Some(reason)`); clears it when it unblocks (None).
+    pub fn blocked(&self, reason: Option<&str>) {
+        match reason {
+            Some(reason) => self
+                .bar
+                .set_message(format!("blocked ({})", common::blocking::printable(reason))),
+            None => self.bar.set_message(""),
         }
     }
 

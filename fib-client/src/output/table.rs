@@ -48,6 +48,16 @@ pub fn summary_table(summary: &Summary) -> String {
             summary.unsent
         );
     }
+    if summary.blocks > 0 {
+        let _ = writeln!(
+            out,
+            "blocked by the broker (resource alarm) {} time{} for {:.1} s in all: nothing sent \
+             meanwhile, no timeout ran",
+            summary.blocks,
+            if summary.blocks == 1 { "" } else { "s" },
+            summary.blocked_ms / 1e3
+        );
+    }
     if let Some(rate) = &summary.rate {
         let _ = write!(
             out,
@@ -152,6 +162,8 @@ mod tests {
             unsent: 0,
             interrupted: false,
             ended: Ended::Completed,
+            blocks: 0,
+            blocked_ms: 0.0,
             latency_us: Some(latency(500.0)),
             latency_as_sent_us: Some(latency(500.0)),
             latency_clamped: 0,
@@ -170,6 +182,19 @@ mod tests {
         assert!(text.contains("round trip"), "{text}");
         assert!(!text.contains("corrected"), "{text}");
         assert!(!text.contains("rate:"), "{text}");
+        assert!(!text.contains("blocked"), "{text}");
+    }
+
+    #[test]
+    fn shows_how_often_and_how_long_the_broker_blocked() {
+        let mut s = summary();
+        s.blocks = 2;
+        s.blocked_ms = 40_250.0;
+        let text = summary_table(&s);
+        assert!(
+            text.contains("blocked by the broker (resource alarm) 2 times for 40.2 s in all"),
+            "{text}"
+        );
     }
 
     #[test]
