@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A local three-node RabbitMQ cluster for tests, beside the default broker
-# (rabbit@localhost on 5672), which it never stops or reconfigures.
+# (rabbit@localhost on 5672), which it never stops or reconfigures; or, with
+# FIB_CLUSTER_NODES=1, a single extra node for tests that must disturb a
+# broker (alarms, SIGSTOP) without touching the shared one.
 #
 # Nodes fibq1@localhost, fibq2@localhost, fibq3@localhost run as user
 # rabbitmq (same Erlang cookie as the default broker), each with its own
@@ -34,6 +36,10 @@
 #   start-node I   Start node I again (after kill or stop-node; a node whose
 #                  app alone was stopped gets start_app) and wait until it
 #                  runs in the cluster again.
+#   pause I        SIGSTOP node I's Erlang VM: a hung node, not a dead one.
+#   resume I       SIGCONT node I's Erlang VM (after pause).
+#   ctl I ARGS...  rabbitmqctl ARGS against node I (as user rabbitmq, bounded
+#                  to 60 s), e.g. `ctl 1 set_vm_memory_high_watermark 0.4`.
 #   leader QUEUE   Print the index (1-3) of the node that leads quorum queue
 #                  QUEUE of vhost /, as a running node sees it.
 #   members QUEUE  Print the number of online members of quorum queue QUEUE.
@@ -45,6 +51,10 @@
 #                          plus 20000 (25681-25683)
 #   FIB_CLUSTER_TIMEOUT    seconds a start, start-node or stop may take,
 #                          default 120
+#   FIB_CLUSTER_NODES      how many nodes, 1 to 3, default 3
+#   FIB_CLUSTER_NAME       node name prefix, default fibq (nodes fibq1@localhost
+#                          ...): another prefix, folder and base port give a
+#                          second set of nodes beside the first
 #
 # Needs root, the rabbitmq user or password-less sudo. Debian's
 # rabbitmq-server is installed with apt-get if missing (start only).
@@ -77,6 +87,11 @@ fi
 if ! [[ "$TIMEOUT" =~ ^[0-9]+$ ]] || [ "$TIMEOUT" -lt 1 ]; then
     die "FIB_CLUSTER_TIMEOUT must be a positive integer (seconds), got '$TIMEOUT'"
 fi
+NODE_COUNT="${FIB_CLUSTER_NODES:-3}"
+NAME="${FIB_CLUSTER_NAME:-fibq}"
+[[ "$NODE_COUNT" =~ ^[123]$ ]] || die "FIB_CLUSTER_NODES must be 1, 2 or 3, got '$NODE_COUNT'"
+[[ "$NAME" =~ ^[a-z][a-z0-9]{0,15}$ ]] ||
+    die "FIB_CLUSTER_NAME must be a lower-case letter and up to 15 letters or digits, got '$NAME'"
 DEADLINE=$((SECONDS + TIMEOUT))
 remaining() {
     local r=$((DEADLINE - SECONDS))
@@ -85,21 +100,22 @@ remaining() {
 }
 
 RMQ_BIN=/usr/lib/rabbitmq/bin
-NODES=(1 2 3)
+mapfile -t NODES < <(seq 1 "$NODE_COUNT")
 MARKER=.fib-rpc-cluster # in STATE: `stop` removes only a folder that has it
 
-node_name() { echo "fibq$1@localhost"; }
+node_name() { echo "$NAME$1@localhost"; }
 amqp_port() { echo $((BASE_PORT + $1)); }
 dist_port() { echo $((BASE_PORT + $1 + 20000)); }
-node_dir() { echo "$STATE/fibq$1"; }
-pid_file() { echo "$STATE/fibq$1/fibq$1.pid"; }
+node_dir() { echo "$STATE/$NAME$1"; }
+pid_file() { echo "$STATE/$NAME$1/$NAME$1.pid"; }
 url() { echo "amqp://guest:guest@127.0.0.1:$(amqp_port "$1")/%2f"; }
 print_urls() {
     local i
     for i in "${NODES[@]}"; do url "$i"; done
 }
 check_index() {
-    [[ "${1:-}" =~ ^[123]$ ]] || die "node index must be 1, 2 or 3, got '${1:-}'"
+    [[ "${1:-}" =~ ^[1-9]$ ]] && [ "$1" -le "$NODE_COUNT" ] ||
+        die "node index must be 1 to $NODE_COUNT, got '${1:-}'"
 }
 
 # --- privileges ------------------------------------------------------------
@@ -203,12 +219,12 @@ cluster_view() {
     tr ',' '\n' <<<"${out#*\],\[}" | sort | paste -sd ' '
 }
 count_words() { wc -w <<<"$1"; }
-# Node I sees all three as members and running.
+# Node I sees every node as a member and running.
 sees_full_cluster() {
     local view
     view="$(cluster_view "$1")" || return 1
-    [ "$(count_words "$(sed -n 1p <<<"$view")")" -eq 3 ] &&
-        [ "$(count_words "$(sed -n 2p <<<"$view")")" -eq 3 ]
+    [ "$(count_words "$(sed -n 1p <<<"$view")")" -eq "$NODE_COUNT" ] &&
+        [ "$(count_words "$(sed -n 2p <<<"$view")")" -eq "$NODE_COUNT" ]
 }
 cluster_complete() {
     local i
@@ -282,7 +298,7 @@ wait_for() { # wait_for WHAT COMMAND...: poll until COMMAND succeeds or the dead
 
 show_logs() {
     local f
-    for f in "$STATE"/fibq*/log/startup_log "$STATE"/fibq*/log/fibq*@localhost.log; do
+    for f in "$STATE/$NAME"*/log/startup_log "$STATE/$NAME"*/log/"$NAME"*@localhost.log; do
         if as_root test -s "$f"; then
             echo "--- tail of $f ---" >&2
             as_root tail -n 20 "$f" >&2 || true
@@ -333,8 +349,8 @@ do_start() {
     for i in "${NODES[@]}"; do
         await_node "$i" || die "$(node_name "$i") did not start within ${TIMEOUT}s"
     done
-    log "nodes up after $((SECONDS - begun))s; joining fibq2 and fibq3 to fibq1"
-    for i in 2 3; do
+    [ "$NODE_COUNT" -eq 1 ] || log "nodes up after $((SECONDS - begun))s; joining the others to $(node_name 1)"
+    for i in "${NODES[@]:1}"; do
         if ! { ctl "$(remaining)" rabbitmqctl "$i" -q stop_app >&2 &&
             ctl "$(remaining)" rabbitmqctl "$i" -q join_cluster "$(node_name 1)" >&2 &&
             ctl "$(remaining)" rabbitmqctl "$i" -q start_app >&2; }; then
@@ -350,7 +366,7 @@ do_start() {
             die "port $(amqp_port "$i") does not answer"
     done
     STARTING=0
-    log "cluster of 3 running after $((SECONDS - begun))s"
+    log "cluster of $NODE_COUNT running after $((SECONDS - begun))s"
     print_urls
 }
 
@@ -461,16 +477,16 @@ queue_field() {
 do_leader() {
     local field leader
     field="$(queue_field "$1" leader)" || exit 1
-    leader="$(grep -o 'fibq[123]@localhost' <<<"$field" | head -n 1)" || true
+    leader="$(grep -o "$NAME[123]@localhost" <<<"$field" | head -n 1)" || true
     [ -n "$leader" ] || die "quorum queue '$1' has no leader now"
-    leader="${leader#fibq}"
+    leader="${leader#"$NAME"}"
     echo "${leader%%@*}"
 }
 
 do_members() {
     local field
     field="$(queue_field "$1" online)" || exit 1
-    grep -o 'fibq[123]@localhost' <<<"$field" | sort -u | wc -l
+    grep -o "$NAME[123]@localhost" <<<"$field" | sort -u | wc -l
 }
 
 # --- status ----------------------------------------------------------------
@@ -491,8 +507,8 @@ do_status() {
     if seen="$(running_node)" && view="$(cluster_view "$seen")"; then
         printf 'members (seen by %s):\t%s\n' "$(node_name "$seen")" "$(sed -n 1p <<<"$view")"
         printf 'running (seen by %s):\t%s\n' "$(node_name "$seen")" "$(sed -n 2p <<<"$view")"
-        [ "$(count_words "$(sed -n 1p <<<"$view")")" -eq 3 ] &&
-            [ "$(count_words "$(sed -n 2p <<<"$view")")" -eq 3 ] || ok=1
+        [ "$(count_words "$(sed -n 1p <<<"$view")")" -eq "$NODE_COUNT" ] &&
+            [ "$(count_words "$(sed -n 2p <<<"$view")")" -eq "$NODE_COUNT" ] || ok=1
     else
         echo "no node runs"
         ok=1
@@ -504,7 +520,7 @@ do_status() {
 COMMAND="${1:-}"
 ARG="${2:-}"
 case "$COMMAND" in
-start | stop | kill | stop-node | stop-app | start-node)
+start | stop | kill | stop-node | stop-app | start-node | pause | resume)
     # One mutating command at a time.
     exec 9>>"$STATE.lock"
     flock -w "$TIMEOUT" 9 || die "another scripts/cluster.sh holds $STATE.lock"
@@ -545,6 +561,19 @@ stop-app)
 start-node)
     check_index "$ARG"
     do_start_node "$ARG"
+    ;;
+pause | resume)
+    check_index "$ARG"
+    pid="$(node_pid "$ARG")" || die "$(node_name "$ARG") is not running"
+    if [ "$COMMAND" = pause ]; then signal=STOP; else signal=CONT; fi
+    log "SIG$signal $(node_name "$ARG") (pid $pid)"
+    as_root kill "-$signal" "$pid" || die "kill -$signal $pid failed"
+    ;;
+ctl)
+    check_index "$ARG"
+    node_up "$ARG" || die "$(node_name "$ARG") is not running"
+    shift 2
+    ctl 60 rabbitmqctl "$ARG" "$@"
     ;;
 leader)
     [ -n "$ARG" ] || usage

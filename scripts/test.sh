@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: broker, prometheus and promtool, pika venv, fmt, clippy, cargo deny, cargo test, fault suite
-# (with the broker restarts and the cluster faults, each run alone).
+# (with the broker restarts, the resource alarms and the cluster faults, each
+# run alone).
 # Extra arguments are passed to `cargo test`.
 set -euo pipefail
 
@@ -36,6 +37,9 @@ cargo test -p faults -- --nocapture
 
 echo "== broker restarts (alone: they take the broker from everyone)" >&2
 cargo test -p faults --test broker_restart -- --ignored --test-threads=1 --nocapture
+
+echo "== resource alarms and a hung broker (an extra node beside the default broker, stopped after)" >&2
+cargo test -p faults --test alarms -- --ignored --test-threads=1 --nocapture
 
 echo "== cluster faults (a three-node cluster beside the default broker, stopped after)" >&2
 cargo test -p faults --test cluster -- --ignored --test-threads=1 --nocapture

@@ -17,7 +17,7 @@ mod scratch;
 mod server;
 
 pub use broker::{broker_objects, ensure_broker, BrokerRestarts, SecretUser, TlsListener};
-pub use cluster::Cluster;
+pub use cluster::{Alarm, Cluster, Node};
 pub use peer::Peer;
 pub use pika::{python, script as pika_script};
 pub use process::Spawned;
