@@ -425,3 +425,58 @@ fn a_classic_queue_s_home_node_restarting_does_not_end_the_server() -> Result<()
     );
     Ok(())
 }
+
+/// The client's node hung (SIGSTOP) for 30 s mid-run, then resumed, with
+/// the client's default flags: heartbeats find its connection dead, it
+/// reconnects to the next node, where its declarations wait until the
+/// cluster gives the frozen member up (`net_ticktime`) or it runs again.
+/// A cluster of its own, so that it can run alone:
+///
+///     cargo test -p faults --test cluster a_hung_node -- --ignored --nocapture
+#[test]
+#[ignore = "starts a three-node RabbitMQ cluster; scripts/test.sh runs it alone"]
+fn a_hung_node_under_the_client_recovers() -> Result<()> {
+    let cluster = Cluster::start()?;
+    let scenario = "SIGSTOP of the client's node (3) for 30 s, default flags";
+    let scratch = Scratch::new("hung");
+    let mut a = start_server(&urls_from(&cluster, 1), &scratch, &QUORUM)?;
+    let mut b = start_server(&urls_from(&cluster, 2), &scratch, &QUORUM)?;
+    let count = 3000u64;
+    let mut client = start_client(
+        &urls_from(&cluster, 3),
+        &scratch,
+        &["--count", &count.to_string(), "--inflight", "16"],
+    )?;
+    wait_for_reply(&client, 300)?;
+    cluster.pause(3)?;
+    let paused = Instant::now();
+    // The hang is the scenario's length, not a stand-in for an event.
+    std::thread::sleep(Duration::from_secs(30));
+    cluster.resume(3)?;
+    let status = client.wait(Duration::from_secs(180))?;
+    let took = paused.elapsed();
+    assert_eq!(status.code(), Some(0), "{scenario}: {:?}", client.stderr());
+    let figures = Figures::of(&client)?;
+    assert_eq!(
+        (figures.count, figures.ok, figures.failures),
+        (count, count, 0),
+        "{scenario}: {figures:?}"
+    );
+    let depth = depth(&cluster, &scratch.topology.queue)?;
+    assert_eq!(depth, 0, "{scenario}");
+    let notes: Vec<String> = client
+        .stderr()
+        .into_iter()
+        .filter(|l| l.contains(" warn: ") || l.contains("reconnected"))
+        .collect();
+    eprintln!(
+        "{}; client done {:.0} s after the SIGSTOP; its warnings: {notes:?}",
+        figures.line(scenario, depth),
+        took.as_secs_f64()
+    );
+    for server in [&mut a, &mut b] {
+        server.signal("TERM")?;
+        assert_eq!(server.wait(WAIT)?.code(), Some(0), "{scenario}");
+    }
+    Ok(())
+}

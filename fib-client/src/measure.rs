@@ -85,12 +85,15 @@ impl Plan {
     /// The longest latency the histograms record as itself: twice what one
     /// request may wait for its copies (`timeout × (retries + 1)`, as long
     /// again to reconnect) plus, in an open loop, the run's length (a
-    /// request may be sent that much after it was due), an hour at least.
-    /// Only reconnections over and over can go beyond it: those latencies
-    /// are recorded at the ceiling and counted as clamped.
+    /// request may be sent that much after it was due), plus
+    /// `--max-blocked` (a block holds replies back that long), an hour at
+    /// least. Only reconnections over and over, or a block with no bound,
+    /// can go beyond it: those latencies are recorded at the ceiling and
+    /// counted as clamped.
     pub fn latency_ceiling(&self) -> Duration {
         let attempts = f64::from(self.retries) + 1.0;
-        let waiting = 2.0 * self.timeout.as_secs_f64() * attempts;
+        let blocked = self.max_blocked.map_or(0.0, |limit| limit.as_secs_f64());
+        let waiting = 2.0 * self.timeout.as_secs_f64() * attempts + blocked;
         let length = match (self.stop, self.rate) {
             (_, None) => 0.0,
             (Stop::After(length), Some(_)) => length.as_secs_f64(),
