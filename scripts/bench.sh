@@ -548,6 +548,20 @@ ablation_rows() {
         previous="$mean"
     done
 }
+# pair_ratio_row CONFIG KIND BASE: for each of the seven columns, the median
+# over runs of KIND's figure over BASE's in the same round (runs alternate,
+# so each pair saw nearly the same machine: steadier than a ratio of medians
+# when other load comes and goes).
+pair_ratio_row() {
+    local c cells=() joined
+    for c in 1 2 3 4 5 6 7; do
+        cells+=("$(paste -d ' ' "$WORK/$1.$2.tsv" "$WORK/$1.$3.tsv" |
+            awk -v c="$c" '{ if ($(c + 7) > 0) printf "%.4f\n", $c / $(c + 7) }' | sort -g |
+            awk '{ a[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) printf "%.2f", a[(NR + 1) / 2]; else printf "%.2f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }')")
+    done
+    joined="$(printf '%s | ' "${cells[@]}")"
+    echo "${joined% | }"
+}
 # ratio_row CONFIG KIND BASE: the seven medians of KIND over BASE's.
 ratio_row() {
     local c cells=()
@@ -676,7 +690,8 @@ path only updates atomics.
 |---|---:|---:|---:|---:|---:|---:|---:|
 $(seq_row "metrics off" metrics fib)
 $(seq_row "metrics on, scraped every second" metrics fibmetrics)
-| on / off | $(ratio_row metrics fibmetrics fib) |
+| on / off (ratio of the medians) | $(ratio_row metrics fibmetrics fib) |
+| on / off (median of the $REPS run-by-run ratios) | $(pair_ratio_row metrics fibmetrics fib) |
 
 EOF
 fi
