@@ -180,3 +180,102 @@ impl ClientMetrics {
         self.unsent.inc_by(count);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn trip(verdict: Verdict, warmup: bool) -> RoundTrip {
+        RoundTrip {
+            n: 10,
+            correlation_id: String::new(),
+            due: Duration::from_millis(10),
+            sent: Duration::from_millis(12),
+            replied: Duration::from_millis(13),
+            resends: 0,
+            warmup,
+            verdict,
+        }
+    }
+
+    fn value(metrics: &ClientMetrics, series: &str) -> Option<f64> {
+        let scrape = String::from_utf8_lossy(&metrics::encode(&metrics.registry)).into_owned();
+        scrape.lines().find_map(|line| {
+            let rest = line.strip_prefix(series)?.strip_prefix(' ')?;
+            rest.parse().ok()
+        })
+    }
+
+    #[test]
+    fn counts_measured_requests_by_outcome_and_in_flight_ones_all() -> Result<()> {
+        let metrics = ClientMetrics::new(Some(100.0), 4)?;
+        metrics.sent(true);
+        metrics.round_trip(&trip(Verdict::Correct, true));
+        for _ in 0..4 {
+            metrics.sent(false);
+        }
+        metrics.resent(false);
+        metrics.resent(true);
+        metrics.round_trip(&trip(Verdict::Correct, false));
+        metrics.round_trip(&trip(Verdict::Wrong { got: "1".into() }, false));
+        let refused = Verdict::Refused {
+            code: "too-large".into(),
+            message: "no".into(),
+        };
+        metrics.round_trip(&trip(refused, false));
+        metrics.unanswered(&trip(Verdict::Unanswered, false));
+        metrics.unsent(7);
+        metrics.session_started(1);
+        for (series, expected) in [
+            ("fib_client_requests_sent_total", 4.0),
+            ("fib_client_resends_total", 1.0),
+            (
+                "fib_client_requests_answered_total{outcome=\"correct\"}",
+                1.0,
+            ),
+            ("fib_client_requests_answered_total{outcome=\"wrong\"}", 1.0),
+            (
+                "fib_client_requests_answered_total{outcome=\"refused\"}",
+                1.0,
+            ),
+            ("fib_client_requests_unanswered_total", 1.0),
+            ("fib_client_requests_unsent_total", 7.0),
+            ("fib_client_requests_in_flight", 0.0),
+            ("fib_client_reconnections_total", 1.0),
+            ("fib_client_latency_seconds_count{view=\"corrected\"}", 3.0),
+            ("fib_client_latency_seconds_count{view=\"as_sent\"}", 3.0),
+            ("fib_client_ready", 1.0),
+        ] {
+            assert_eq!(value(&metrics, series), Some(expected), "{series}");
+        }
+        // Corrected from due (3 ms each), as sent from the first publish (1 ms).
+        let corrected = value(
+            &metrics,
+            "fib_client_latency_seconds_sum{view=\"corrected\"}",
+        );
+        assert!(
+            corrected.is_some_and(|s| (s - 0.009).abs() < 1e-9),
+            "{corrected:?}"
+        );
+        metrics.session_ended(true);
+        assert_eq!(value(&metrics, "fib_client_ready"), Some(0.0));
+        Ok(())
+    }
+
+    #[test]
+    fn a_closed_loop_has_one_view() -> Result<()> {
+        let metrics = ClientMetrics::new(None, 1)?;
+        metrics.sent(false);
+        metrics.round_trip(&trip(Verdict::Correct, false));
+        let count = "fib_client_latency_seconds_count{view=\"round_trip\"}";
+        assert_eq!(value(&metrics, count), Some(1.0));
+        let as_sent = "fib_client_latency_seconds_count{view=\"as_sent\"}";
+        assert_eq!(value(&metrics, as_sent), None);
+        assert_eq!(
+            value(&metrics, "fib_client_rate_asked_requests_per_second"),
+            None
+        );
+        Ok(())
+    }
+}
