@@ -199,3 +199,21 @@ fn a_broker_gone_for_good_exits_3_having_given_up_reconnecting() -> Result<()> {
     assert!(stderr.contains("gave up reconnecting"), "{stderr}");
     Ok(())
 }
+
+#[test]
+fn an_unroutable_request_exits_4_with_the_summary() -> Result<()> {
+    // The client declares the exchange itself; nothing is bound to it.
+    let scratch = Scratch::new("end4");
+    let dir = TempDir::new("end4")?;
+    let args = ["--count", "3", "--timeout", "60", "--json"];
+    let mut run = start(&scratch, &args, &dir)?;
+    assert_eq!(run.wait(WAIT)?.code(), Some(4), "{:?}", run.stderr());
+    let summary = json_summary(&run)?;
+    assert_eq!(summary["ended"].as_str(), Some("unroutable"), "{summary}");
+    assert_eq!(
+        (count(&summary, "sent")?, count(&summary, "count")?),
+        (1, 0)
+    );
+    consistent(&summary, &written(&dir)?)?;
+    Ok(())
+}
