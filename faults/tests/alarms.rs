@@ -42,8 +42,18 @@ impl Pair {
     /// machine, it is still running when the alarm comes), with
     /// `client_args` besides.
     fn start(node: &Node, scenario: &str, length: Duration, client_args: &[&str]) -> Result<Pair> {
+        Pair::start_with(node, scenario, length, &[], client_args)
+    }
+
+    fn start_with(
+        node: &Node,
+        scenario: &str,
+        length: Duration,
+        server_args: &[&str],
+        client_args: &[&str],
+    ) -> Result<Pair> {
         let scratch = Scratch::new("alarm");
-        let server = start_server(node.url(), &scratch, &[])?;
+        let server = start_server(node.url(), &scratch, server_args)?;
         let length = length.as_secs().to_string();
         let mut args = vec!["--duration", &length];
         args.extend_from_slice(client_args);
@@ -187,11 +197,19 @@ fn resource_alarms_and_a_hung_broker() -> Result<()> {
 fn memory_alarm(node: &Node) -> Result<()> {
     let length = MEMORY_ALARM + Duration::from_secs(15);
     let sequential = Pair::start(node, "memory alarm 40 s, sequential", length, &[])?;
-    let parallel = Pair::start(
+    // Its server's readiness and gauges are watched through the block.
+    let parallel = Pair::start_with(
         node,
         "memory alarm 40 s, --inflight 16",
         length,
+        &["--metrics", "127.0.0.1:0"],
         &["--inflight", "16"],
+    )?;
+    let interrupted = Pair::start(
+        node,
+        "memory alarm, client interrupted while blocked, --inflight 16 --timeout 3",
+        length,
+        &["--inflight", "16", "--timeout", "3"],
     )?;
     let mut impatient = Pair::start(
         node,
@@ -205,15 +223,71 @@ fn memory_alarm(node: &Node) -> Result<()> {
         length,
         &["--inflight", "16"],
     )?;
-    for pair in [&sequential, &parallel, &impatient, &stopped] {
+    for pair in [&sequential, &parallel, &impatient, &stopped, &interrupted] {
         wait_for_reply(&pair.client, 300)?;
     }
+    let metrics = parallel
+        .server
+        .stderr()
+        .into_iter()
+        .find(|l| l.contains("metrics at http://"))
+        .context("no metrics address in the ready line")?;
+    let metrics = testkit::http::metrics_addr(&metrics)?;
     let alarm = node.memory_alarm()?;
     let since = Instant::now();
     sequential.await_blocked(false)?;
     impatient.await_blocked(false)?;
     parallel.await_blocked(true)?;
     stopped.await_blocked(true)?;
+    interrupted.await_blocked(true)?;
+
+    // The blocked server is not ready, and says why.
+    let readyz = testkit::http::get(&metrics, "/readyz")?;
+    assert_eq!(readyz.status, 503, "{readyz:?}");
+    assert!(
+        readyz.body.contains("blocked by a broker alarm"),
+        "{readyz:?}"
+    );
+    let scrape = testkit::http::get_ok(&metrics, "/metrics")?;
+    let gauge = testkit::http::sample(&scrape, "fib_server_connection_blocked");
+    assert_eq!(gauge, Some(1.0), "{scrape}");
+
+    // Ctrl-C while blocked: the replies cannot come, so the outstanding are
+    // given up after --timeout and the connection is cut, not closed (a
+    // close would wait for the alarm): exit 130 with the summary, at once.
+    let Pair {
+        scenario: interrupted_scenario,
+        client: mut interrupted_client,
+        server: mut interrupted_server,
+        ..
+    } = interrupted;
+    let asked = Instant::now();
+    interrupted_client.signal("INT")?;
+    let status = interrupted_client.wait(WAIT)?;
+    let took = asked.elapsed();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "{:?}",
+        interrupted_client.stderr()
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "{interrupted_scenario}: took {took:?}"
+    );
+    let json = testkit::json_summary(&interrupted_client)?;
+    assert_eq!(json["ended"], "interrupted", "{json}");
+    assert_eq!(json["blocks"], 1, "{json}");
+    eprintln!(
+        "{}: exit 130 {:.1} s after SIGINT, sent {}, answered {}, unanswered {}, resends {}",
+        interrupted_scenario,
+        took.as_secs_f64(),
+        json["sent"],
+        json["count"],
+        json["unanswered"],
+        json["resends"]
+    );
+    interrupted_server.signal("TERM")?;
 
     // A graceful stop does not wait for the alarm: the connection is cut,
     // the request in hand goes back to the queue, and a new server (started
@@ -260,7 +334,12 @@ fn memory_alarm(node: &Node) -> Result<()> {
         error.contains("--max-blocked") && error.contains("low on memory"),
         "{error}"
     );
-    let (blocks, blocked_ms) = blocked_figures(&impatient.client).unwrap_or((0, 0.0));
+    // The summary of what was done is printed all the same.
+    let json = testkit::json_summary(&impatient.client)?;
+    assert_eq!(json["ended"], "blocked", "{json}");
+    let (blocks, blocked_ms) = blocked_figures(&impatient.client)?;
+    assert_eq!(blocks, 1, "{json}");
+    assert!(blocked_ms >= 5_000.0, "{json}");
     eprintln!(
         "{}: exit 3 after {:.1} s blocked ({blocks} blocks in the summary): {error}",
         impatient.scenario,
@@ -270,6 +349,16 @@ fn memory_alarm(node: &Node) -> Result<()> {
 
     hold_until(since, MEMORY_ALARM);
     alarm.lift()?;
+    // Ready again once the block lifts, and the time blocked counted.
+    testkit::http::wait_for_status(&metrics, "/readyz", 200, WAIT)?;
+    let scrape = testkit::http::get_ok(&metrics, "/metrics")?;
+    let blocked_seconds =
+        testkit::http::sample(&scrape, "fib_server_connection_blocked_seconds_total");
+    assert!(blocked_seconds.is_some_and(|s| s >= 20.0), "{scrape}");
+    assert_eq!(
+        testkit::http::sample(&scrape, "fib_server_connection_blocked"),
+        Some(0.0)
+    );
     sequential.assert_through(node, MEMORY_ALARM)?;
     parallel.assert_through(node, MEMORY_ALARM)?;
 
@@ -291,6 +380,7 @@ fn memory_alarm(node: &Node) -> Result<()> {
     next_server.signal("TERM")?;
     assert_eq!(next_server.wait(WAIT)?.code(), Some(0));
     assert_eq!(impatient.server.wait(WAIT)?.code(), Some(0));
+    assert_eq!(interrupted_server.wait(WAIT)?.code(), Some(0));
     Ok(())
 }
 
