@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: broker, prometheus and promtool, pika venv, fmt, clippy, cargo deny, cargo test, fault suite
-# (with the broker restarts, the resource alarms and the cluster faults, each
-# run alone).
+# The whole test suite: broker, prometheus and promtool, pika venv, fmt, clippy, cargo deny, cargo test,
+# the Debian package, fault suite (with the broker restarts, the resource alarms and the cluster
+# faults, each run alone).
 # Extra arguments are passed to `cargo test`.
 set -euo pipefail
 
@@ -31,6 +31,10 @@ echo "== cargo test" >&2
 # The fault suite (faults/) runs the built binaries of both programs.
 cargo build --workspace --bins
 cargo test --workspace --exclude faults "$@"
+
+echo "== packaging (the .deb built, installed, serving a client, purged)" >&2
+FIB_DEB="$(bash scripts/package.sh | tail -n 1)"
+FIB_DEB="$FIB_DEB" cargo test -p fib-server --test package -- --ignored --nocapture
 
 echo "== fault suite" >&2
 cargo test -p faults -- --nocapture
