@@ -17,6 +17,17 @@ pub fn start_server(url: &str, scratch: &Scratch, extra: &[&str]) -> Result<Spaw
     Ok(server)
 }
 
+/// HOST:PORT where a server started with `--metrics` serves them, from its
+/// ready line (already read by `start_server`).
+pub fn metrics_addr_of(server: &Spawned) -> Result<String> {
+    let stderr = server.stderr();
+    let line = stderr
+        .iter()
+        .find(|line| line.contains("metrics at"))
+        .context("no metrics address in the server's ready line")?;
+    testkit::http::metrics_addr(line)
+}
+
 /// Starts the fib-client binary on `scratch`, with a line per request on
 /// stderr (so a test can act mid-run) and the JSON summary on stdout.
 pub fn start_client(url: &str, scratch: &Scratch, args: &[&str]) -> Result<Spawned> {

@@ -226,13 +226,7 @@ fn memory_alarm(node: &Node) -> Result<()> {
     for pair in [&sequential, &parallel, &impatient, &stopped, &interrupted] {
         wait_for_reply(&pair.client, 300)?;
     }
-    let metrics = parallel
-        .server
-        .stderr()
-        .into_iter()
-        .find(|l| l.contains("metrics at http://"))
-        .context("no metrics address in the ready line")?;
-    let metrics = testkit::http::metrics_addr(&metrics)?;
+    let metrics = faults::metrics_addr_of(&parallel.server)?;
     let alarm = node.memory_alarm()?;
     let since = Instant::now();
     sequential.await_blocked(false)?;

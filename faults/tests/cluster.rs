@@ -14,7 +14,7 @@
 use anyhow::{bail, Context, Result};
 use common::protocol::request_properties;
 use common::{AmqpUrl, ConnectionSettings};
-use faults::{start_client, start_server, wait_for_reply, Figures};
+use faults::{metrics_addr_of, start_client, start_server, wait_for_reply, Figures};
 use std::time::{Duration, Instant};
 use testkit::{http, Cluster, Peer, Scratch, WAIT};
 
@@ -187,16 +187,6 @@ fn a_cluster_loses_a_node_mid_run_and_nothing_is_lost() -> Result<()> {
 fn the_metrics_endpoint_follows_the_cluster() -> Result<()> {
     let cluster = Cluster::start()?;
     readiness_and_reconnections_show_on_the_metrics_endpoint(&cluster)
-}
-
-/// Where a started server (its ready line already read) serves metrics.
-fn metrics_addr_of(server: &testkit::Spawned) -> Result<String> {
-    let stderr = server.stderr();
-    let line = stderr
-        .iter()
-        .find(|line| line.contains("metrics at"))
-        .context("no metrics address in the server's ready line")?;
-    http::metrics_addr(line)
 }
 
 /// The sample of `series` in a fresh scrape of fib-server at `addr`.

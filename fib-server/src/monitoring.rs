@@ -297,12 +297,14 @@ impl ServerMetrics {
     /// longer): the gauge and readiness follow. The time blocked goes to
     /// `blocked_seconds` through [`ServerMetrics::add_blocked_seconds`].
     pub fn set_blocked(&self, worker: usize, blocked: bool) {
-        if blocked {
-            self.blocked.inc();
-        } else {
-            self.blocked.dec();
+        // Only a change moves the gauge: a repeated report counts once.
+        if self.readiness.set_blocked(worker, blocked) {
+            if blocked {
+                self.blocked.inc();
+            } else {
+                self.blocked.dec();
+            }
         }
-        self.readiness.set_blocked(worker, blocked);
     }
 
     pub fn add_blocked_seconds(&self, seconds: f64) {

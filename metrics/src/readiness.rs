@@ -74,11 +74,11 @@ impl Readiness {
     }
 
     /// Worker `worker`'s connection is blocked by a broker alarm, or no
-    /// longer.
-    pub fn set_blocked(&self, worker: usize, blocked: bool) {
-        if let Some(w) = self.workers.get(worker) {
-            w.blocked.store(blocked, Ordering::Relaxed);
-        }
+    /// longer; whether that changed anything.
+    pub fn set_blocked(&self, worker: usize, blocked: bool) -> bool {
+        self.workers
+            .get(worker)
+            .is_some_and(|w| w.blocked.swap(blocked, Ordering::Relaxed) != blocked)
     }
 
     /// Ok when every worker consumes on a live, unblocked connection;
@@ -118,7 +118,8 @@ mod tests {
         assert_eq!(readiness.check(), Err("connecting"));
         readiness.set(1, State::Ready);
         assert_eq!(readiness.check(), Ok(()));
-        readiness.set_blocked(1, true);
+        assert!(readiness.set_blocked(1, true));
+        assert!(!readiness.set_blocked(1, true), "no change");
         assert_eq!(readiness.check(), Err(BLOCKED));
         readiness.set(0, State::Reconnecting);
         assert_eq!(
