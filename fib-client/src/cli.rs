@@ -59,7 +59,7 @@ pub struct Cli {
     /// Write the summary and the run's parameters as JSON.
     #[arg(long, value_name = "FILE", conflicts_with = "n")]
     pub export_json: Option<PathBuf>,
-    /// Write one CSV row per request.
+    /// Write one CSV row per request sent.
     #[arg(long, value_name = "FILE", conflicts_with = "n")]
     pub export_csv: Option<PathBuf>,
     /// Write the summary as a Markdown table.

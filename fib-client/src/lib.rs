@@ -134,23 +134,11 @@ impl Observer for Live {
         }
     }
 
-    fn unsent(&mut self, trips: &mut dyn Iterator<Item = RoundTrip>) {
-        match (self.csv.as_mut(), &self.metrics) {
-            (Some(csv), metrics) => trips.for_each(|trip| {
-                csv.row(&trip);
-                if let Some(metrics) = metrics {
-                    metrics.unsent(1);
-                }
-            }),
-            (None, Some(metrics)) => {
-                // Counted without making each one where the size is known.
-                let count = match trips.size_hint() {
-                    (low, Some(high)) if low == high => low,
-                    _ => trips.count(),
-                };
-                metrics.unsent(u64::try_from(count).unwrap_or(u64::MAX));
-            }
-            (None, None) => {}
+    fn unsent(&mut self, count: u64) {
+        // Only counted: the CSV has a row for each request sent, none for
+        // these (the summary and every other export have their number).
+        if let Some(metrics) = &self.metrics {
+            metrics.unsent(count);
         }
     }
 

@@ -161,7 +161,7 @@ impl ClientMetrics {
             Verdict::Wrong { .. } => self.wrong.inc(),
             Verdict::Refused { .. } => self.refused.inc(),
             // Not answered: not counted here (see `unanswered`, `unsent`).
-            Verdict::Unanswered | Verdict::Unsent => return,
+            Verdict::Unanswered => return,
         }
         self.corrected.observe(trip.latency().as_secs_f64());
         if let Some(as_sent) = &self.as_sent {

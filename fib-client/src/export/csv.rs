@@ -1,5 +1,7 @@
-//! `--export-csv`: one row per measured request, written as the run goes
-//! (constant memory, however long the run).
+//! `--export-csv`: one row per measured request sent, written as the run
+//! goes (constant memory, however long the run). Requests due but never
+//! sent have no row: an overloaded run may have billions, each saying no
+//! more than their number, which the summary and other exports give.
 
 use crate::measure::RoundTrip;
 use anyhow::{Context, Result};
@@ -31,8 +33,7 @@ impl CsvWriter {
 
     /// Times are µs from the start of the run; latency is the corrected one
     /// (from when the request was due), as_sent from its first publish.
-    /// Unanswered requests have empty reply times, unsent ones (due, never
-    /// sent) an empty send time too. Warm-up ones are skipped.
+    /// Unanswered requests have empty reply times. Warm-up ones are skipped.
     pub fn row(&mut self, trip: &RoundTrip) {
         if trip.warmup {
             return;
@@ -40,7 +41,6 @@ impl CsvWriter {
         let us = |d: std::time::Duration| format!("{:.1}", d.as_secs_f64() * 1e6);
         use crate::measure::Verdict;
         let (sent, replied, latency, as_sent) = match trip.verdict {
-            Verdict::Unsent => Default::default(),
             Verdict::Unanswered => (us(trip.sent), String::new(), String::new(), String::new()),
             _ => (
                 us(trip.sent),

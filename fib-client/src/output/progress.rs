@@ -102,7 +102,6 @@ fn request_line(round_trip: &RoundTrip, reply: &Reply) -> String {
         Verdict::Wrong { .. } => "WRONG",
         Verdict::Refused { .. } => "REFUSED",
         Verdict::Unanswered => "UNANSWERED",
-        Verdict::Unsent => "UNSENT",
     };
     format!(
         "n={} id={} -> {shown} in {:.3} ms {verdict}{warmup}",
