@@ -95,7 +95,9 @@ pub const EXIT_CODES: &[ExitCode] = &[
     },
     ExitCode {
         code: TIMEOUT,
-        client: Some("a request got no reply within --timeout, --retries times over"),
+        client: Some(
+            "a request got no reply within --timeout, --retries times over, or one outstanding when --duration ended got none within --timeout",
+        ),
         server: None,
     },
     ExitCode {

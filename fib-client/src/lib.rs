@@ -267,9 +267,13 @@ fn benchmark(options: &Options) -> Result<Outcome> {
     };
     let csv_written = live.csv.take().map_or(Ok(()), CsvWriter::finish);
     let measurement = run.finish();
-    let ended = match ended {
-        Ended::Completed if measurement.interrupted => Ended::Interrupted,
-        ended => ended,
+    let (ended, driven) = match (ended, driven) {
+        (Ended::Completed, _) if measurement.interrupted => (Ended::Interrupted, Ok(())),
+        (Ended::Completed, Ok(())) => match unanswered_at_the_end(&measurement, options.timeout) {
+            Some(failure) => (Ended::NoReply, Err(failure.into())),
+            None => (Ended::Completed, Ok(())),
+        },
+        (ended, driven) => (ended, driven),
     };
     let mut summary = Summary::of(&measurement, sessions.reconnects, ended);
     if let (Some(baseline), Some(gate), Some(latency)) =
@@ -288,6 +292,25 @@ fn benchmark(options: &Options) -> Result<Outcome> {
         (Err(failure), Ok(())) | (Ok(()), Err(failure)) => Err(failure),
         (Ok(()), Ok(())) => Ok(Outcome::Benchmark(Box::new(summary))),
     }
+}
+
+/// A run that went to its end (`--duration`) with requests that then got
+/// no reply within `--timeout` failed as one that waited for a reply in
+/// vain before its end did (exit 5): a stalled server must not pass.
+fn unanswered_at_the_end(
+    measurement: &measure::Measurement,
+    timeout: Duration,
+) -> Option<common::Failure> {
+    if measurement.unanswered == 0 || measurement.interrupted {
+        return None;
+    }
+    Some(common::Failure::Timeout(format!(
+        "{} of {} requests sent got no reply within {:.1} s after the run stopped sending; \
+         is fib-server running?",
+        measurement.unanswered,
+        measurement.sent,
+        timeout.as_secs_f64()
+    )))
 }
 
 /// Prints the summary (text, or JSON on stdout) and writes every export
@@ -362,4 +385,46 @@ fn report(
         export::write(path, &export::spectrum_svg(&title, &views)?)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use measure::Plan;
+    use workload::Workload;
+
+    fn measurement(sent: u64, unanswered: u64, interrupted: bool) -> measure::Measurement {
+        let mut measurement = Run::new(Plan {
+            workload: Workload::Fixed(1),
+            stop: Stop::After(Duration::from_secs(1)),
+            warmup: 0,
+            rate: Some(50.0),
+            inflight: 1,
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            tick: None,
+            max_blocked: None,
+        })
+        .finish();
+        measurement.sent = sent;
+        measurement.answered = sent - unanswered;
+        measurement.correct = sent - unanswered;
+        measurement.unanswered = unanswered;
+        measurement.interrupted = interrupted;
+        measurement
+    }
+
+    #[test]
+    fn a_run_that_ends_with_requests_unanswered_exits_5_no_reply() {
+        let timeout = Duration::from_secs(1);
+        let failure = unanswered_at_the_end(&measurement(1, 1, false), timeout)
+            .expect("an unanswered request fails the run");
+        let error = anyhow::Error::new(failure);
+        assert_eq!(exit::exit_code(&error), exit::TIMEOUT);
+        assert_eq!(Ended::of_error(&error), Ended::NoReply);
+        assert!(format!("{error}").starts_with("1 of 1 requests sent got no reply within 1.0 s"));
+        // Every reply in: no failure. Ctrl-C: 130 says it, not 5.
+        assert!(unanswered_at_the_end(&measurement(10, 0, false), timeout).is_none());
+        assert!(unanswered_at_the_end(&measurement(10, 3, true), timeout).is_none());
+    }
 }

@@ -69,8 +69,9 @@ pub enum Ended {
     Completed,
     /// Ctrl-C (exit 130).
     Interrupted,
-    /// A request got no reply within `--timeout`, `--retries` times over
-    /// (exit 5).
+    /// A request got no reply within `--timeout`, `--retries` times over,
+    /// or (`--duration`) requests outstanding at the end got none within
+    /// `--timeout` (exit 5).
     NoReply,
     /// The connection was lost and could not be made again within the
     /// reconnection budget (exit 3).

@@ -133,6 +133,45 @@ fn no_reply_exit_5_prints_what_was_done() -> Result<()> {
 }
 
 #[test]
+fn a_duration_run_that_ends_with_requests_unanswered_exits_5() -> Result<()> {
+    // Nothing consumes the queue: the one request sent (each --timeout 1 s
+    // outlives the 0.5 s window) is awaited after the end, then given up. A
+    // run that got no reply must not pass, in an open loop or a closed one.
+    let scratch = Scratch::new("end5d");
+    let peer = Peer::connect()?;
+    peer.declare(&scratch.topology)?;
+    let open_loop = ["--rate", "50", "--duration", "0.5", "--timeout", "1"];
+    let closed_loop = ["--duration", "0.5", "--timeout", "1"];
+    for (args, unsent) in [(&open_loop[..], 24), (&closed_loop[..], 0)] {
+        let dir = TempDir::new("end5d")?;
+        let args = [args, &["--fixed-n", "3", "--json"]].concat();
+        let mut run = start(&scratch, &args, &dir)?;
+        assert_eq!(
+            run.wait(WAIT)?.code(),
+            Some(5),
+            "{args:?}: {:?}",
+            run.stderr()
+        );
+        let summary = json_summary(&run)?;
+        assert_eq!(summary["ended"].as_str(), Some("no-reply"), "{summary}");
+        assert_eq!(
+            (count(&summary, "sent")?, count(&summary, "count")?),
+            (1, 0),
+            "{summary}"
+        );
+        assert_eq!(count(&summary, "unanswered")?, 1, "{summary}");
+        assert_eq!(count(&summary, "unsent")?, unsent, "{summary}");
+        consistent(&summary, &written(&dir)?)?;
+        let stderr = run.stderr().join("\n");
+        assert!(
+            stderr.contains("error: 1 of 1 requests sent got no reply within 1.0 s"),
+            "{stderr}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
 fn a_broker_refusal_mid_run_exits_3_with_the_summary_in_text() -> Result<()> {
     // The exchange is deleted under the running client: its next publish
     // closes the channel (404), which reconnecting would not cure.
