@@ -65,6 +65,18 @@ pub fn is_channel_not_found_warning(target: &str, level: Level, text: &str) -> b
         && text.contains("reply_code: 404,")
 }
 
+/// Whether a record is amiquip's warning that the broker blocked or
+/// unblocked the connection (`server has blocked connection; reason = ...`):
+/// both programs log each block themselves, with the broker's reason and,
+/// at its end, how long it lasted (`lifecycle::Session::note`), and a block
+/// is not a failure to warn of twice.
+pub fn is_block_notice(target: &str, level: Level, text: &str) -> bool {
+    level == Level::Warn
+        && target.starts_with("amiquip")
+        && (text.starts_with("server has blocked connection")
+            || text.starts_with("server has unblocked connection"))
+}
+
 /// env_logger's logger behind the credentials check.
 struct Guarded(env_logger::Logger);
 
@@ -78,15 +90,13 @@ impl Log for Guarded {
             return;
         }
         // Formatted only for amiquip's warnings, which are rare.
-        if record.level() == Level::Warn
-            && record.target().starts_with("amiquip")
-            && is_channel_not_found_warning(
-                record.target(),
-                record.level(),
-                &record.args().to_string(),
-            )
-        {
-            return;
+        if record.level() == Level::Warn && record.target().starts_with("amiquip") {
+            let text = record.args().to_string();
+            if is_channel_not_found_warning(record.target(), record.level(), &text)
+                || is_block_notice(record.target(), record.level(), &text)
+            {
+                return;
+            }
         }
         self.0.log(record);
     }
@@ -120,6 +130,23 @@ pub fn init(program: &'static str, verbosity: Verbosity) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amiquip_s_block_notices_are_dropped_ours_are_not() {
+        let target = "amiquip::io_loop::connection_state";
+        for text in [
+            "server has blocked connection; reason = low on memory",
+            "server has unblocked connection",
+        ] {
+            assert!(is_block_notice(target, Level::Warn, text));
+            assert!(!is_block_notice("common::lifecycle", Level::Warn, text));
+        }
+        assert!(!is_block_notice(
+            target,
+            Level::Warn,
+            "missed heartbeats from server - closing connection"
+        ));
+    }
 
     #[test]
     fn only_amiquip_s_404_channel_close_warning_is_dropped() {

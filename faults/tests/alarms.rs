@@ -123,6 +123,13 @@ impl Pair {
                 unblocked.count(),
                 "{scenario}: the {who} logged a block without its end: {stderr:?}"
             );
+            // Its own lines only, not amiquip's as well.
+            assert!(
+                !stderr
+                    .iter()
+                    .any(|l| l.contains("server has blocked connection")),
+                "{scenario}: the {who} logged the library's block line: {stderr:?}"
+            );
             assert!(
                 !stderr
                     .iter()
