@@ -170,10 +170,11 @@ fn hostile_http_clients_neither_stop_nor_slow_the_answering_of_requests() -> Res
         statuses.iter().all(|s| [400, 431].contains(s)),
         "{statuses:?}"
     );
-    // Generous: a round trip here takes about a millisecond; a server held
-    // up by its HTTP side would take seconds.
+    // Generous, for a loaded CI machine: a round trip here takes about a
+    // millisecond; one held up behind the HTTP side's 5 s deadlines would
+    // take longer than this bound.
     assert!(
-        slowest < Duration::from_secs(1),
+        slowest < Duration::from_secs(2),
         "slowest round trip beside hostile HTTP clients: {slowest:?}"
     );
     // The endpoint itself still answers, beside the idle connections.
