@@ -100,7 +100,9 @@ pub struct AmqpUrl {
 
 impl AmqpUrl {
     /// Parses a URL as RabbitMQ's URI spec reads it, with the spec's
-    /// defaults for what is left out (an empty password also means `guest`).
+    /// defaults for what is left out: no user info (`amqp://h`) means
+    /// `guest:guest`, a user with no `:` (`amqp://u@h`) the password `guest`;
+    /// an empty user name or password is empty.
     pub fn parse(text: &str) -> Result<AmqpUrl> {
         // Never echo `text` nor any part of it: it may hold a password.
         refuse_what_would_be_dropped(text)?;
@@ -142,11 +144,19 @@ impl AmqpUrl {
             )
             .into());
         }
-        let username = match url.username() {
-            "" => "guest".to_string(),
-            name => decode(name)?,
+        // The spec's defaults stand only for what is absent: an empty user
+        // name or password (`amqp://:@h`, `amqp://u:@h`) is sent empty, and
+        // the broker refuses it, never taken as guest. The url crate reads
+        // `u:@h` as `u@h`, so what is present is read from the text.
+        let given = given_credentials(text);
+        let username = match given.username {
+            true => decode(url.username())?,
+            false => "guest".to_string(),
         };
-        let password = decode(url.password().unwrap_or("guest"))?;
+        let password = match given.password {
+            true => decode(url.password().unwrap_or(""))?,
+            false => "guest".to_string(),
+        };
         let mut parsed = AmqpUrl {
             tls,
             host,
@@ -222,6 +232,32 @@ fn refuse_what_would_be_dropped(text: &str) -> Result<()> {
         return refuse("a vhost '.' or '..' is a path step that would be dropped");
     }
     Ok(())
+}
+
+/// Which of the user name and password a URL's text holds, empty or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Given {
+    username: bool,
+    password: bool,
+}
+
+/// Reads from the text what the url crate does not say: whether the URL
+/// has user info (an `@` in its authority: the part after `://` up to the
+/// first `/` or `?`) and, in it, a password (a `:` before the last `@`).
+fn given_credentials(text: &str) -> Given {
+    let authority = text
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split(['/', '?']).next().unwrap_or(""));
+    match authority.rsplit_once('@') {
+        None => Given {
+            username: false,
+            password: false,
+        },
+        Some((userinfo, _)) => Given {
+            username: true,
+            password: userinfo.contains(':'),
+        },
+    }
 }
 
 /// Percent-encodes what a user name or vhost cannot hold as it is in a URL
@@ -493,18 +529,72 @@ mod tests {
         assert_eq!(url.to_string(), "amqp://a%40b%2cc:***@h:5672/x%20y");
     }
 
+    #[test]
+    fn an_empty_user_or_password_is_empty_only_an_absent_one_is_guest() {
+        let credentials = |text: &str| {
+            let url = AmqpUrl::parse(text).unwrap();
+            (url.username, url.password)
+        };
+        let pair = |user: &str, password: &str| (user.to_string(), password.to_string());
+        assert_eq!(credentials("amqp://127.0.0.1"), pair("guest", "guest"));
+        assert_eq!(credentials("amqp://u@h"), pair("u", "guest"));
+        assert_eq!(credentials("amqp://guest:@h:5672/%2f"), pair("guest", ""));
+        assert_eq!(credentials("amqp://:guest@h"), pair("", "guest"));
+        assert_eq!(credentials("amqp://:@h/"), pair("", ""));
+        assert_eq!(credentials("amqp://@h"), pair("", "guest"));
+        assert_eq!(credentials("amqp://u:p@h?heartbeat=5"), pair("u", "p"));
+        // A '@' or ':' in the vhost or query is not user info.
+        assert_eq!(credentials("amqp://h/a%40b?heartbeat=1").0, "guest");
+        // The printed URL shows the empty user as it is, never the password.
+        let url = AmqpUrl::parse("amqp://:secret@h").unwrap();
+        assert_eq!(url.to_string(), "amqp://:***@h:5672/%2f");
+        assert_eq!(AmqpUrl::parse(&url.to_string()).unwrap().username, "");
+    }
+
     proptest::proptest! {
-        /// Any password, percent-encoded, reaches the broker as it was. (An
-        /// empty one means the default, `guest`: the url crate cannot tell
-        /// `u:@h` from `u@h`, and RabbitMQ refuses blank passwords anyway.)
+        /// Any password, empty or not, percent-encoded, reaches the broker
+        /// as it was.
         #[test]
-        fn passwords_decode_to_what_was_encoded(password in ".+") {
+        fn passwords_decode_to_what_was_encoded(password in ".*") {
             let encoded = percent_encoding::utf8_percent_encode(
                 &password,
                 percent_encoding::NON_ALPHANUMERIC,
             );
             let url = AmqpUrl::parse(&format!("amqp://u:{encoded}@h/"));
             proptest::prop_assert_eq!(url.map(|url| url.password).ok(), Some(password));
+        }
+
+        /// A user name and password given in the URL, either or both empty,
+        /// are what the broker gets; only what is absent takes the URI spec's
+        /// default, `guest` (no user info at all, or no `:` in it).
+        #[test]
+        fn given_credentials_are_kept_even_empty_only_absent_ones_are_guest(
+            user in proptest::option::of(".{0,8}"),
+            password in proptest::option::of(".{0,8}"),
+            rest in proptest::sample::select(vec!["h", "h:5672", "[::1]:1", "h/v", "h?heartbeat=5"]),
+        ) {
+            let encode = |text: &str| {
+                percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string()
+            };
+            let userinfo = match (&user, &password) {
+                (None, None) => String::new(),
+                (Some(user), None) => format!("{}@", encode(user)),
+                (user, Some(password)) => format!(
+                    "{}:{}@",
+                    encode(user.as_deref().unwrap_or("")),
+                    encode(password)
+                ),
+            };
+            let url = AmqpUrl::parse(&format!("amqp://{userinfo}{rest}"))
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e:#}")))?;
+            let expected_user = match (&user, &password) {
+                (None, None) => "guest",
+                (user, _) => user.as_deref().unwrap_or(""),
+            };
+            proptest::prop_assert_eq!(url.username.as_str(), expected_user);
+            let expected_password = password.as_deref().unwrap_or("guest");
+            proptest::prop_assert_eq!(url.password.as_str(), expected_password);
         }
     }
 }

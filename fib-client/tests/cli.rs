@@ -38,6 +38,11 @@ fn tls_ca_is_checked_at_start() -> Result<()> {
 }
 
 #[test]
+fn an_empty_user_or_password_in_the_url_is_not_taken_as_guest() -> Result<()> {
+    edges::assert_empty_credentials_are_not_guest(CLIENT)
+}
+
+#[test]
 fn a_fatal_error_reaches_stderr_with_rust_log_off() -> Result<()> {
     edges::assert_fatal_error_survives_rust_log_off(CLIENT)?;
     Ok(())

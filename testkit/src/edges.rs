@@ -102,3 +102,32 @@ pub fn assert_fatal_error_survives_rust_log_off(binary: &str) -> Result<()> {
     );
     Ok(())
 }
+
+/// An empty user name or password given in the URL is sent empty, as
+/// RabbitMQ's URI spec says, never replaced by `guest`: against the tests'
+/// broker, `guest:` and `:guest` are refused (exit 3, one error line naming
+/// the URL with its user as given and no password), where they once
+/// connected as guest:guest.
+pub fn assert_empty_credentials_are_not_guest(binary: &str) -> Result<()> {
+    let broker = common::AmqpUrl::parse(&crate::broker_url())?;
+    let host = match broker.host.contains(':') {
+        true => format!("[{}]", broker.host),
+        false => broker.host.clone(),
+    };
+    let scheme = if broker.tls { "amqps" } else { "amqp" };
+    for (userinfo, shown) in [("guest:", "guest:***@"), (":guest", ":***@")] {
+        let url = format!("{scheme}://{userinfo}@{host}:{}/%2f", broker.port);
+        // Were it to connect, an exchange of its own keeps it off the others'.
+        let args = ["--url", &url, "--exchange", "fibtest.empty-credentials"];
+        let (code, stderr) = run_to_end(binary, &args, &[("RUST_LOG", "off")])?;
+        assert_eq!(code, Some(3), "{url}: {stderr:?}");
+        assert_eq!(stderr.len(), 1, "only the error: {stderr:?}");
+        assert!(
+            stderr[0].starts_with("error: cannot open AMQP connection to ")
+                && stderr[0].contains(&format!("://{shown}{host}"))
+                && stderr[0].contains("invalid credentials"),
+            "{url}: {stderr:?}"
+        );
+    }
+    Ok(())
+}
