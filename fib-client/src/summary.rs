@@ -202,13 +202,28 @@ impl Summary {
         }
     }
 
-    /// An open loop that sent some requests late or never, or slower than
-    /// asked (by more than 1%).
+    /// An open loop that sent some requests late or never, or whose sends
+    /// took longer than their schedule by more than what counts as late
+    /// (`late_ms`, max(1/rate, 1 ms)): one tolerance for both. (A ratio of
+    /// rates would judge a window of microseconds, two requests at 10^5/s,
+    /// by a few microseconds' delay that no send counts as late.)
     pub fn fell_behind(&self) -> bool {
         self.unsent > 0
             || self
                 .rate
-                .is_some_and(|r| r.late_sends > 0 || r.achieved < r.asked * 0.99)
+                .is_some_and(|r| r.late_sends > 0 || r.behind_schedule_ms(self.sent) > r.late_ms)
+    }
+}
+
+impl Rate {
+    /// How much longer than their schedule (`sent` / `asked`) the `sent`
+    /// requests took to go out, in ms: the send window less the schedule's.
+    pub fn behind_schedule_ms(&self, sent: u64) -> f64 {
+        if sent == 0 || self.achieved <= 0.0 || self.asked <= 0.0 {
+            return 0.0;
+        }
+        let sent = sent as f64;
+        (sent / self.achieved - sent / self.asked) * 1e3
     }
 }
 
@@ -216,6 +231,7 @@ impl Summary {
 mod tests {
     use super::*;
     use common::failure::Failure;
+    use std::time::Duration;
 
     const ALL: [Ended; 7] = [
         Ended::Completed,
@@ -234,6 +250,52 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", ended.word()));
             assert_eq!(serde_json::from_str::<Ended>(&json).ok(), Some(ended));
         }
+    }
+
+    /// The summary of an open loop at `asked`/s that sent `sent` requests
+    /// over `window`, `late` of them late, `unsent` never.
+    fn open_loop(asked: f64, sent: u64, window: Duration, late: u64, unsent: u64) -> Summary {
+        let mut measurement = crate::measure::Run::new(crate::measure::Plan {
+            workload: crate::workload::Workload::Fixed(1),
+            stop: crate::measure::Stop::Count(sent),
+            warmup: 0,
+            rate: Some(asked),
+            inflight: 8,
+            timeout: Duration::from_secs(10),
+            retries: 0,
+            tick: None,
+            max_blocked: None,
+        })
+        .finish();
+        measurement.sent = sent;
+        measurement.unsent = unsent;
+        if let Some(schedule) = measurement.schedule.as_mut() {
+            schedule.send_window = window;
+            schedule.late_sends = late;
+        }
+        Summary::of(&measurement, 0, Ended::Completed)
+    }
+
+    #[test]
+    fn falling_behind_is_judged_with_the_tolerance_of_a_late_send() {
+        // Two requests at 10^5/s, the second sent 95 µs after the first was
+        // due (75 µs after its own due time): nothing late, nothing unsent,
+        // though 2 in 95 µs is 21,000/s. Once a false "fell behind".
+        let quick = open_loop(1e5, 2, Duration::from_micros(95), 0, 0);
+        assert_eq!(quick.rate.map(|r| r.late_ms), Some(1.0));
+        assert!(quick.rate.is_some_and(|r| r.achieved < 25_000.0));
+        assert!(!quick.fell_behind(), "{:?}", quick.rate);
+        // The window 1 ms longer than the schedule and a bit: behind.
+        assert!(open_loop(1e5, 2, Duration::from_micros(1_021), 0, 0).fell_behind());
+        assert!(!open_loop(1e5, 2, Duration::from_micros(1_019), 0, 0).fell_behind());
+        // At 100/s (10 ms slots), 100 sends in 1.005 s: on time.
+        assert!(!open_loop(100.0, 100, Duration::from_millis(1_005), 0, 0).fell_behind());
+        assert!(open_loop(100.0, 100, Duration::from_millis(1_011), 0, 0).fell_behind());
+        // A late send or one never sent is enough, whatever the rate says.
+        assert!(open_loop(1e5, 2, Duration::from_micros(20), 1, 0).fell_behind());
+        assert!(open_loop(1e5, 2, Duration::from_micros(20), 0, 1).fell_behind());
+        // Nothing sent: nothing to judge but the unsent.
+        assert!(!open_loop(1e5, 0, Duration::ZERO, 0, 0).fell_behind());
     }
 
     #[test]
