@@ -27,8 +27,8 @@ pub struct Cli {
     /// Routing key of the requests (the server's binding `#` takes any).
     #[arg(long, value_name = "KEY", default_value = DEFAULT_ROUTING_KEY)]
     pub routing_key: String,
-    /// Number of requests, for n = start, start+1, ... (n at most 10,000,000:
-    /// the client checks each reply against its own F(n))
+    /// Number of requests, for n = start, start+1, ... (1 to 1000000000; n
+    /// at most 10,000,000: the client checks each reply against its own F(n))
     #[arg(long, default_value_t = 2000, value_name = "N", conflicts_with_all = ["n", "duration"])]
     pub count: u64,
     /// First n of the run.
@@ -43,7 +43,8 @@ pub struct Cli {
     /// R from 0.01 to 1000000.
     #[arg(long, value_name = "R", conflicts_with = "n")]
     pub rate: Option<f64>,
-    /// Requests sent and checked before the measured ones, not counted.
+    /// Requests sent and checked before the measured ones, not counted (0
+    /// to 1000000000).
     #[arg(long, value_name = "N", default_value_t = 0, conflicts_with = "n")]
     pub warmup: u64,
     /// Ask for n = A, A+1, ..., B-1, then A again (default: start..start+count).

@@ -32,13 +32,44 @@ impl Bounds {
         if value.is_finite() && value >= self.min && value <= self.max {
             Ok(value)
         } else {
-            Err(usage(format!(
-                "{flag} {value:?} is out of range: {} from {} to {}",
-                self.unit, self.min, self.max
-            )))
+            Err(self.out_of_range(flag, &format!("{value:?}")))
         }
     }
+
+    /// `value` if it is within the bounds, else the usage error of `check`:
+    /// for the flags that take whole numbers (bounds well inside the whole
+    /// numbers an f64 holds exactly).
+    pub fn check_whole(&self, flag: &str, value: u64) -> Result<u64> {
+        // Above 2^53 the conversion rounds, but to far above any bound.
+        let as_float = value as f64;
+        if as_float >= self.min && as_float <= self.max {
+            Ok(value)
+        } else {
+            Err(self.out_of_range(flag, &value.to_string()))
+        }
+    }
+
+    fn out_of_range(&self, flag: &str, value: &str) -> anyhow::Error {
+        usage(format!(
+            "{flag} {value} is out of range: {} from {} to {}",
+            self.unit, self.min, self.max
+        ))
+    }
 }
+
+/// `--count`: 1 to a billion requests (at 100,000 a second, far above what a
+/// broker answers one client, nearly three hours).
+pub const COUNT: Bounds = Bounds {
+    min: 1.0,
+    max: 1e9,
+    unit: "requests",
+};
+/// `--warmup`: none to a billion requests, as `--count`.
+pub const WARMUP: Bounds = Bounds {
+    min: 0.0,
+    max: 1e9,
+    unit: "requests",
+};
 
 /// `--timeout`: 1 ms (shorter than any round trip through a broker) to a day.
 pub const TIMEOUT: Bounds = Bounds {
@@ -180,9 +211,10 @@ impl Options {
     pub fn from_cli(cli: &Cli) -> Result<Options> {
         let timeout = Duration::from_secs_f64(TIMEOUT.check("--timeout", cli.timeout)?);
         check_name("--routing-key", &cli.routing_key)?;
-        if cli.count == 0 && cli.duration.is_none() && cli.n.is_none() {
-            return Err(usage("--count must be at least 1".into()));
+        if cli.duration.is_none() && cli.n.is_none() {
+            COUNT.check_whole("--count", cli.count)?;
         }
+        let warmup = WARMUP.check_whole("--warmup", cli.warmup)?;
         let workload = match (cli.n, cli.fixed_n, &cli.n_range) {
             (Some(n), _, _) | (None, Some(n), _) => Workload::Fixed(n),
             (None, None, Some(range)) => Workload::Cycle(parse_range(range)?),
@@ -214,7 +246,7 @@ impl Options {
                     }
                     None => Stop::Count(cli.count),
                 },
-                warmup: cli.warmup,
+                warmup,
                 rate: cli.rate.map(|r| RATE.check("--rate", r)).transpose()?,
             }),
         };
@@ -417,7 +449,77 @@ mod tests {
         ("--max-blocked", MAX_BLOCKED),
     ];
 
+    /// Every whole-number flag with the bounds it must keep.
+    const WHOLE_NUMBER_FLAGS: [(&str, Bounds); 2] = [("--count", COUNT), ("--warmup", WARMUP)];
+
+    #[test]
+    fn count_and_warmup_are_bounded() {
+        let max = u64::MAX.to_string();
+        for args in [
+            &["--warmup", &max, "--count", "1"][..],
+            &["--count", &max, "--fixed-n", "1"],
+            &["--count", "1000000001", "--fixed-n", "1"],
+            &["--warmup", "1000000001"],
+        ] {
+            let error = options(args).expect_err(&format!("{args:?} accepted"));
+            assert_eq!(common::exit_code(&error), common::exit::USAGE, "{args:?}");
+            let message = error.to_string();
+            assert!(
+                message.contains("is out of range: requests from ")
+                    && message.contains(" to 1000000000"),
+                "{message}"
+            );
+        }
+        let top = load(&[
+            "--count",
+            "1000000000",
+            "--warmup",
+            "1000000000",
+            "--fixed-n",
+            "1",
+        ]);
+        assert_eq!(
+            (top.stop, top.warmup),
+            (Stop::Count(1_000_000_000), 1_000_000_000)
+        );
+    }
+
     proptest::proptest! {
+        /// Any whole number given to `--count` or `--warmup` is taken exactly
+        /// when it is within the flag's bounds, and refused otherwise with
+        /// exit 2 and a message naming them; never a panic, also when the
+        /// run is set up.
+        #[test]
+        fn whole_number_flags_take_their_range_and_name_it_otherwise(
+            value in proptest::prop_oneof![
+                proptest::num::u64::ANY,
+                0u64..3_000_000_000,
+                proptest::sample::select(vec![0, 1, 999_999_999, 1_000_000_000, 1_000_000_001]),
+            ],
+            which in 0usize..WHOLE_NUMBER_FLAGS.len(),
+        ) {
+            let (flag, bounds) = WHOLE_NUMBER_FLAGS[which];
+            let given = format!("{flag}={value}");
+            let args = ["--fixed-n", "1", given.as_str()];
+            let inside = value as f64 >= bounds.min && value as f64 <= bounds.max;
+            match options(&args) {
+                Ok(options) => {
+                    proptest::prop_assert!(inside, "{} accepted", given);
+                    drop(crate::measure::Run::new(options.plan()));
+                }
+                Err(error) => {
+                    proptest::prop_assert!(!inside, "{} refused: {:#}", given, error);
+                    proptest::prop_assert_eq!(common::exit_code(&error), common::exit::USAGE);
+                    let range = format!("from {} to {}", bounds.min, bounds.max);
+                    let message = error.to_string();
+                    proptest::prop_assert!(
+                        message.contains(&range) && message.contains(flag),
+                        "{}", message
+                    );
+                }
+            }
+        }
+
         /// Any number given to a number flag is taken exactly when it is
         /// within the flag's bounds, and refused otherwise with exit 2 and a
         /// message naming them; never a panic, also when the run is set up.
