@@ -47,7 +47,9 @@ pub struct Settings {
 /// dropped. `on_ready` is called each time a consumer is declared, bound and
 /// consuming. With `workers` > 1, each worker consumes on its own connection
 /// and thread; if one fails for good, the others are stopped and its error
-/// returned. The workers share one reply cache, which lives as long as this
+/// returned. Readiness says "stopping" from the moment the stop is
+/// received, before any worker has finished the request in hand. The
+/// workers share one reply cache, which lives as long as this
 /// call: across reconnections, not across restarts.
 pub fn run(
     settings: &Settings,
@@ -66,21 +68,23 @@ pub fn run(
     let metrics_url = endpoint.as_ref().map(metrics::Serving::url);
     let metrics_url = metrics_url.as_deref();
     let cache = &SharedCache::with_metrics(settings.cache_bytes, metrics.cache.clone());
-    if settings.workers <= 1 {
-        return serve(settings, cache, metrics, 0, metrics_url, shutdown, on_ready);
-    }
-    // Dropping `stop_all` wakes every worker at once.
+    // The stop is received here, for every worker at once: readiness says
+    // "stopping" from that moment, while workers still finish the request
+    // in hand. Dropping `stop_all` then wakes every worker.
     let (stop_all, stop) = crossbeam_channel::bounded::<()>(0);
     let (failed_tx, failed) = crossbeam_channel::unbounded::<()>();
+    let readiness = metrics.readiness.clone();
     std::thread::scope(|scope| {
         scope.spawn(move || {
             select! {
                 recv(shutdown) -> _ => {},
+                // A worker failed for good, or (disconnected) all ended.
                 recv(failed) -> _ => {},
             }
+            readiness.stop();
             drop(stop_all);
         });
-        let workers: Vec<_> = (0..settings.workers)
+        let workers: Vec<_> = (0..settings.workers.max(1))
             .map(|worker| {
                 let (stop, failed_tx) = (stop.clone(), failed_tx.clone());
                 scope.spawn(move || {
@@ -267,6 +271,8 @@ fn consume(
     // session ends, the consumer's drop (a cancel that waits for the broker)
     // is bounded, and at once cut short if the connection is blocked.
     let _bounded = BoundedEnd(session);
+    // Ready before the line says so: a probe sent on seeing it gets 200.
+    metrics.set_state(worker, State::Ready);
     info!(
         target: "startup",
         "fib-server ready: consuming {:?} ({queue_kind}) bound to {:?} with {:?} at {} (prefetch {}, max n {}, reply confirms {}, cache {}){}",
@@ -288,7 +294,6 @@ fn consume(
         },
     );
     session.ready();
-    metrics.set_state(worker, State::Ready);
     on_ready();
     let confirms = replier.confirms();
     let prefetch = usize::from(settings.prefetch);

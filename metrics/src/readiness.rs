@@ -44,6 +44,10 @@ impl State {
 #[derive(Clone)]
 pub struct Readiness {
     workers: Arc<[Worker]>,
+    /// Set once a stop is asked for, and never cleared: from then on the
+    /// program is stopping, whatever a worker still busy with the request
+    /// in hand (or still connecting) would say of itself.
+    stopping: Arc<AtomicBool>,
 }
 
 struct Worker {
@@ -63,7 +67,16 @@ impl Readiness {
                 blocked: AtomicBool::new(false),
             })
             .collect();
-        Readiness { workers }
+        Readiness {
+            workers,
+            stopping: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// A stop has been asked for: every worker is stopping from now on,
+    /// before any of them has finished what it holds.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
     }
 
     /// Worker `worker` is now in `state` (an index past the last is ignored).
@@ -89,7 +102,7 @@ impl Readiness {
                 .iter()
                 .map(|w| State::from_byte(w.state.load(Ordering::Relaxed)))
         };
-        if states().any(|s| s == State::Stopping) {
+        if self.stopping.load(Ordering::Relaxed) || states().any(|s| s == State::Stopping) {
             return Err(State::Stopping.reason());
         }
         if let Some(state) = states().find(|s| *s != State::Ready) {
@@ -131,5 +144,20 @@ mod tests {
         // Out of range: ignored, not a panic.
         readiness.set(7, State::Ready);
         readiness.set_blocked(7, true);
+    }
+
+    #[test]
+    fn a_stop_asked_for_outlasts_what_workers_say_of_themselves() {
+        let readiness = Readiness::new(2);
+        readiness.set(0, State::Ready);
+        readiness.set(1, State::Ready);
+        assert_eq!(readiness.check(), Ok(()));
+        readiness.stop();
+        assert_eq!(readiness.check(), Err("stopping"));
+        // A worker that reaches its consumer after the stop was asked for
+        // does not make the program ready again.
+        readiness.set(1, State::Connecting);
+        readiness.set(1, State::Ready);
+        assert_eq!(readiness.clone().check(), Err("stopping"));
     }
 }

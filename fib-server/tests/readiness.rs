@@ -1,8 +1,8 @@
-//! Review of issue 13: /readyz must say "stopping" from the moment a
-//! graceful stop begins, also while the request in hand is still being
-//! answered (an orchestrator stops routing to, and a rollout stops waiting
-//! for, a pod that got SIGTERM). Fails on main as of this review: /readyz
-//! keeps answering 200 "ready" until the request in hand is done.
+//! What /readyz says at the edges of a server's life: "stopping" from the
+//! moment a graceful stop begins, also while the request in hand is still
+//! being answered (an orchestrator stops routing to, and a rollout stops
+//! waiting for, a pod that got SIGTERM); and "ready" as soon as the ready
+//! line is logged.
 
 use anyhow::Result;
 use common::protocol::{request_properties, DEFAULT_ROUTING_KEY};
@@ -13,7 +13,7 @@ use testkit::{Peer, Scratch, Spawned, WAIT};
 
 #[test]
 fn readyz_says_stopping_while_the_request_in_hand_finishes() -> Result<()> {
-    let scratch = Scratch::new("review13-stopping");
+    let scratch = Scratch::new("readyz-stopping");
     let mut server = Spawned::start(
         Command::new(env!("CARGO_BIN_EXE_fib-server"))
             .args(scratch.url_and_exchange_args())
@@ -28,8 +28,8 @@ fn readyz_says_stopping_while_the_request_in_hand_finishes() -> Result<()> {
     )?;
     let ready = server.wait_for_line("ready", WAIT)?;
     let addr = http::metrics_addr(&ready)?;
-    // (Right after the ready line, /readyz may still say "connecting": the
-    // line is logged before readiness is set. Wait for it.)
+    // (The next test holds /readyz to the ready line; this one only needs
+    // the server ready before it is stopped.)
     let deadline = Instant::now() + WAIT;
     while http::get(&addr, "/readyz")?.status != 200 {
         anyhow::ensure!(Instant::now() < deadline, "never ready");
@@ -81,12 +81,12 @@ fn readyz_says_stopping_while_the_request_in_hand_finishes() -> Result<()> {
 }
 
 /// The ready line says the server consumes; /readyz asked right after it
-/// must agree. Fails on main as of this review (in about one start of five here): the line is
-/// logged before the worker's readiness is set, so the first probe after
-/// it gets 503 "not ready: connecting".
+/// must agree (were the line logged before the worker's readiness is set,
+/// the first probe after it would get 503 "not ready: connecting", in
+/// about one start of five).
 #[test]
 fn readyz_agrees_with_the_ready_line() -> Result<()> {
-    let scratch = Scratch::new("review13-readyline");
+    let scratch = Scratch::new("readyz-readyline");
     let mut seen = Vec::new();
     for _ in 0..5 {
         let mut server = Spawned::start(
