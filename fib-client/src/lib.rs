@@ -305,8 +305,8 @@ fn unanswered_at_the_end(
         return None;
     }
     Some(common::Failure::Timeout(format!(
-        "{} of {} requests sent got no reply within {:.1} s after the run stopped sending; \
-         is fib-server running?",
+        "{} of {} requests sent got no reply within {:.1} s (--timeout) of being sent, \
+         awaited after the run stopped sending; is fib-server running?",
         measurement.unanswered,
         measurement.sent,
         timeout.as_secs_f64()
