@@ -11,9 +11,24 @@
 //! open it polls them (non-blocking reads, every [`POLL`]), so idle or
 //! trickling clients cost nothing but their socket and cannot hold up a
 //! scrape. Each connection gets one request, read within [`HEAD_DEADLINE`]
-//! and [`HEAD_LIMIT`] bytes, one response, then is closed; at most
-//! [`MAX_CONNECTIONS`] are held, the oldest closed first to make room; an
-//! accept error is logged and the loop goes on.
+//! and [`HEAD_LIMIT`] bytes, one response, then is closed; an accept error
+//! is logged and the loop goes on.
+//!
+//! At most [`MAX_CONNECTIONS`] are held, and a flood of connections must
+//! not close a probe before its request is read. So a new connection is
+//! read at once (under a flood, a client's request is in by the time its
+//! connection is accepted) and answered without taking room if it is
+//! complete. Only then, if it must wait and every place is taken by a
+//! connection still waiting (all are read again first), room is made by
+//! closing the oldest connection that has had a poll interval ([`POLL`])
+//! since it was accepted to send its request, was read again after it, and
+//! still has not sent it whole (idle or trickling: a flood or a slowloris);
+//! when all were accepted in this very round, the newcomer is closed
+//! instead. A client sends its request as it connects: to close it before
+//! it is read, a flood would need all of the places filled within one poll
+//! interval just as the request is late. An accept
+//! round takes at most [`ACCEPT_ROUND`] connections before the held ones
+//! are read again.
 
 use crate::readiness::Readiness;
 use anyhow::Result;
@@ -36,8 +51,12 @@ pub const HEAD_LIMIT: usize = 8 << 10;
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
 /// How long writing a response may take.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(1);
-/// Connections held at once; the oldest is closed to make room for a new one.
+/// Connections held at once, waiting for their request head.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Connections accepted in a row before the held ones are read again.
+pub const ACCEPT_ROUND: usize = 256;
+/// The most headers a request may have (a scrape sends about five).
+pub const MAX_HEADERS: usize = 100;
 /// How often open connections are polled while there are any.
 pub const POLL: Duration = Duration::from_millis(5);
 
@@ -138,36 +157,29 @@ struct Pages {
 struct Pending {
     stream: TcpStream,
     head: Vec<u8>,
+    /// The accept round it came in: one held since an earlier round has
+    /// had a poll interval to send its request.
+    round: u64,
     deadline: Instant,
 }
 
 fn accept_loop(listener: &TcpListener, pages: &Pages, stop: &AtomicBool) {
     let mut pending: VecDeque<Pending> = VecDeque::new();
+    let mut round: u64 = 0;
     loop {
+        round = round.wrapping_add(1);
         // Asleep in accept while nothing is open; polling while anything is.
         let blocking = pending.is_empty();
         if let Err(error) = listener.set_nonblocking(!blocking) {
             warn!("metrics endpoint: {error}");
         }
-        loop {
+        for _ in 0..ACCEPT_ROUND {
             let accepted = listener.accept();
             if stop.load(Ordering::SeqCst) {
                 return;
             }
             match accepted {
-                Ok((stream, _)) => {
-                    if stream.set_nonblocking(true).is_ok() {
-                        if pending.len() >= MAX_CONNECTIONS {
-                            debug!("metrics endpoint: {MAX_CONNECTIONS} connections open; closing the oldest");
-                            pending.pop_front();
-                        }
-                        pending.push_back(Pending {
-                            stream,
-                            head: Vec::new(),
-                            deadline: Instant::now() + HEAD_DEADLINE,
-                        });
-                    }
-                }
+                Ok((stream, _)) => admit(stream, &mut pending, pages, round),
                 Err(error) if error.kind() == ErrorKind::WouldBlock => break,
                 Err(error) => {
                     // EMFILE and the like pass; the loop must not end, and
@@ -186,6 +198,47 @@ fn accept_loop(listener: &TcpListener, pages: &Pages, stop: &AtomicBool) {
             std::thread::sleep(POLL);
         }
     }
+}
+
+/// Reads a new connection at once and answers it if its request is in;
+/// otherwise holds it, making room as the module's comment says.
+fn admit(stream: TcpStream, pending: &mut VecDeque<Pending>, pages: &Pages, round: u64) {
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut connection = Pending {
+        stream,
+        head: Vec::new(),
+        round,
+        deadline: Instant::now() + HEAD_DEADLINE,
+    };
+    if progress(&mut connection, pages) {
+        return;
+    }
+    if pending.len() >= MAX_CONNECTIONS {
+        // First let go of what is done with: a request now complete (it is
+        // answered), a client gone.
+        pending.retain_mut(|held| !progress(held, pages));
+    }
+    if pending.len() >= MAX_CONNECTIONS {
+        // Held in the order accepted: the oldest is the first that may go.
+        if evictable(pending.front(), round) {
+            debug!("metrics endpoint: {MAX_CONNECTIONS} connections open; closing the oldest");
+            pending.pop_front();
+        } else {
+            debug!(
+                "metrics endpoint: {MAX_CONNECTIONS} connections open, all new; closing the newest"
+            );
+            return;
+        }
+    }
+    pending.push_back(connection);
+}
+
+/// Whether `oldest` (held, request not in yet) may be closed to make room
+/// for a connection accepted in `round`.
+fn evictable(oldest: Option<&Pending>, round: u64) -> bool {
+    oldest.is_some_and(|held| held.round != round)
 }
 
 /// Reads what has come in on `connection` and answers it once its head is
@@ -254,7 +307,7 @@ struct Asked {
 /// The request in `head` if it is complete, or the response that refuses
 /// it; None while it is incomplete.
 fn parse(head: &[u8]) -> Option<Result<Asked, Vec<u8>>> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(head) {
         Ok(httparse::Status::Complete(_)) => {
@@ -269,16 +322,41 @@ fn parse(head: &[u8]) -> Option<Result<Asked, Vec<u8>>> {
                     false,
                 )));
             }
-            let path = request.path.unwrap_or_default();
-            let path = path.split('?').next().unwrap_or_default().to_string();
+            let path = path_of(request.path.unwrap_or_default());
             Some(Ok(Asked {
                 head_only: method == "HEAD",
                 path,
             }))
         }
         Ok(httparse::Status::Partial) => None,
-        Err(httparse::Error::TooManyHeaders) => Some(Err(too_large())),
+        Err(httparse::Error::TooManyHeaders) => Some(Err(plain(
+            431,
+            "Request Header Fields Too Large",
+            &format!("too many headers (at most {MAX_HEADERS})\n"),
+        ))),
         Err(_) => Some(Err(plain(400, "Bad Request", "not an HTTP request\n"))),
+    }
+}
+
+/// The path a request target names, without its query: from the origin
+/// form (`/readyz?x`) or the absolute form (`http://host:port/readyz`),
+/// which a server must accept (RFC 9112, section 3.2.2).
+fn path_of(target: &str) -> String {
+    let path = match target.split_once("://") {
+        Some((scheme, rest)) if !scheme.is_empty() && !scheme.contains('/') => {
+            // After the authority; no path at all is "/".
+            match rest.find(['/', '?']) {
+                Some(at) => rest.get(at..).unwrap_or_default(),
+                None => "",
+            }
+        }
+        _ => target,
+    };
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() {
+        "/".to_string()
+    } else {
+        path.to_string()
     }
 }
 
@@ -347,4 +425,78 @@ fn response(
         out.extend_from_slice(body);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(head: &str) -> String {
+        match parse(head.as_bytes()) {
+            Some(Ok(asked)) => asked.path,
+            Some(Err(refusal)) => panic!("refused: {}", String::from_utf8_lossy(&refusal)),
+            None => panic!("incomplete"),
+        }
+    }
+
+    #[test]
+    fn the_absolute_form_names_the_same_path() {
+        assert_eq!(path("GET /readyz HTTP/1.1\r\n\r\n"), "/readyz");
+        assert_eq!(path("GET /readyz?x=/y HTTP/1.1\r\n\r\n"), "/readyz");
+        assert_eq!(
+            path("GET http://127.0.0.1/readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+            "/readyz"
+        );
+        assert_eq!(
+            path("GET HTTP://[::1]:9464/metrics?a=1 HTTP/1.1\r\n\r\n"),
+            "/metrics"
+        );
+        assert_eq!(path("GET http://127.0.0.1:9464 HTTP/1.1\r\n\r\n"), "/");
+        assert_eq!(path("GET http://host?q HTTP/1.1\r\n\r\n"), "/");
+        // Not an absolute form: a path that merely holds "://".
+        assert_eq!(path("GET /a://b HTTP/1.1\r\n\r\n"), "/a://b");
+    }
+
+    fn with_headers(count: usize) -> String {
+        let mut head = String::from("GET /healthz HTTP/1.1\r\n");
+        for i in 0..count {
+            head.push_str(&format!("X-H{i}: {i}\r\n"));
+        }
+        head + "\r\n"
+    }
+
+    #[test]
+    fn forty_short_headers_are_a_request_and_too_many_says_so() {
+        assert_eq!(path(&with_headers(40)), "/healthz");
+        assert_eq!(path(&with_headers(MAX_HEADERS)), "/healthz");
+        let refusal = match parse(with_headers(MAX_HEADERS + 1).as_bytes()) {
+            Some(Err(refusal)) => String::from_utf8_lossy(&refusal).into_owned(),
+            _ => panic!("more than {MAX_HEADERS} headers accepted"),
+        };
+        assert!(refusal.starts_with("HTTP/1.1 431 "), "{refusal}");
+        assert!(
+            refusal.ends_with("too many headers (at most 100)\n"),
+            "{refusal}"
+        );
+    }
+
+    fn held(round: u64) -> Option<Pending> {
+        let listener = TcpListener::bind("127.0.0.1:0").ok()?;
+        let stream = TcpStream::connect(listener.local_addr().ok()?).ok()?;
+        Some(Pending {
+            stream,
+            head: Vec::new(),
+            round,
+            deadline: Instant::now() + HEAD_DEADLINE,
+        })
+    }
+
+    #[test]
+    fn only_a_connection_held_since_an_earlier_round_makes_room() {
+        assert!(!evictable(None, 7));
+        let this_round = held(7).expect("a loopback connection");
+        assert!(!evictable(Some(&this_round), 7));
+        let earlier = held(6).expect("a loopback connection");
+        assert!(evictable(Some(&earlier), 7));
+    }
 }

@@ -11,7 +11,9 @@
 mod http;
 mod readiness;
 
-pub use http::{Endpoint, Serving, HEAD_DEADLINE, HEAD_LIMIT, MAX_CONNECTIONS};
+pub use http::{
+    Endpoint, Serving, ACCEPT_ROUND, HEAD_DEADLINE, HEAD_LIMIT, MAX_CONNECTIONS, MAX_HEADERS,
+};
 pub use prometheus;
 pub use readiness::{Readiness, State};
 

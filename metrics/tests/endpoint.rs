@@ -2,6 +2,8 @@
 
 use anyhow::Result;
 use metrics::{Endpoint, Readiness, State};
+use std::collections::VecDeque;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use testkit::http::{exchange, get, get_ok, sample};
@@ -94,5 +96,55 @@ fn garbage_huge_heads_and_idle_connections_do_not_stop_the_endpoint() -> Result<
     assert_eq!(slow.status, 408);
     assert!(started.elapsed() < metrics::HEAD_DEADLINE + Duration::from_secs(5));
     assert_eq!(get_ok(&addr, "/healthz")?, "alive\n");
+    Ok(())
+}
+
+/// `count` connections opened in a burst: every other one sends the start
+/// of a request and stops (a slowloris), the others send nothing.
+fn burst(addr: &str, count: usize, held: &mut VecDeque<TcpStream>) -> Result<()> {
+    for i in 0..count {
+        let mut stream = TcpStream::connect(addr)?;
+        if i % 2 == 1 {
+            stream.write_all(b"GET /metrics HTT")?;
+        }
+        if held.len() >= 1000 {
+            held.pop_front();
+        }
+        held.push_back(stream);
+    }
+    Ok(())
+}
+
+#[test]
+fn probes_are_answered_through_a_flood_of_connections() -> Result<()> {
+    let (_serving, readiness, addr) = serving()?;
+    readiness.set(0, State::Ready);
+    let mut held = VecDeque::new();
+    // Every place the endpoint holds is taken...
+    burst(&addr, 2 * metrics::MAX_CONNECTIONS, &mut held)?;
+    let mut answers = Vec::new();
+    for _ in 0..20 {
+        // ...and each probe, its request sent, is followed by more
+        // connections than the endpoint holds, accepted in the same round
+        // as the probe: none of them may close the probe unanswered.
+        let mut probe = TcpStream::connect(&addr)?;
+        probe.set_read_timeout(Some(testkit::WAIT))?;
+        probe.write_all(format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())?;
+        burst(&addr, metrics::MAX_CONNECTIONS + 36, &mut held)?;
+        let mut response = String::new();
+        let read = probe.read_to_string(&mut response);
+        answers.push(read.map(|_| response).map_err(|error| error.to_string()));
+    }
+    let failed: Vec<_> = answers
+        .iter()
+        .filter(|answer| !matches!(answer, Ok(text) if text.starts_with("HTTP/1.1 200 ") && text.ends_with("\r\n\r\nready\n")))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 20 probes not answered 200 ready in a flood of connections: {failed:?}",
+        failed.len()
+    );
+    drop(held);
+    assert_eq!(get_ok(&addr, "/readyz")?, "ready\n");
     Ok(())
 }
