@@ -108,7 +108,7 @@ pub(crate) fn respond(
             delivery.body.len()
         );
         metrics.dropped.inc();
-        return replier.drop_request(delivery);
+        return replier.drop_request(delivery, started);
     };
     let compute = Some(&metrics.compute);
     let answer = answer_timed(&delivery.body, settings.max_n, cache, compute);
@@ -125,7 +125,8 @@ pub(crate) fn respond(
     };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     // The reply goes out first: the log line is not on the round trip.
-    replier.reply(delivery, started, reply)?;
+    // Counted as the reply is handed over, whatever becomes of it: every
+    // request received is then exactly one of answered, refused, dropped.
     match &answer {
         Answer::Value { .. } => metrics.answered.inc(),
         Answer::Refused(error) => match error.code {
@@ -133,6 +134,7 @@ pub(crate) fn respond(
             ErrorCode::TooLarge => metrics.refused_too_large.inc(),
         },
     }
+    replier.reply(delivery, started, reply)?;
     match &answer {
         Answer::Value { n, digits, cached } => info!(
             "n={n} id={id} -> {} digits {} in {elapsed_ms:.3} ms{}",

@@ -225,18 +225,14 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
                 at: Instant::now(),
                 received,
             }),
-            None => {
-                self.channel.ack(request, false)?;
-                self.metrics.acked(received);
-            }
+            None => ack_one(self.channel, &self.metrics, request, received)?,
         }
         Ok(())
     }
 
-    /// Acks a request that needs no reply.
-    pub fn drop_request(&mut self, request: C::Request) -> Result<()> {
-        self.metrics.in_flight.dec();
-        self.channel.ack(request, false)
+    /// Acks a request (delivered at `received`) that needs no reply.
+    pub fn drop_request(&mut self, request: C::Request, received: Instant) -> Result<()> {
+        ack_one(self.channel, &self.metrics, request, received)
     }
 
     /// The channel confirms arrive on; never ready when confirms are off.
@@ -355,13 +351,17 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
                         if refused_before {
                             confirms.refused_unsettled -= 1;
                         }
-                        self.channel.ack(pending.request, false)?;
-                        metrics.acked(pending.received);
+                        ack_one(self.channel, metrics, pending.request, pending.received)?;
                     }
                     Confirm::Nack(_) => {
                         metrics.nacked.inc();
                         if let Some(done) = last_confirmed.take() {
-                            self.channel.ack(done, true)?;
+                            if let Err(error) = self.channel.ack(done, true) {
+                                // The connection is gone, and `pending` (no
+                                // longer parked) with it.
+                                metrics.in_flight.dec();
+                                return Err(error);
+                            }
                         }
                         if pending.attempts < REPLY_ATTEMPTS {
                             if !refused_before {
@@ -434,6 +434,23 @@ impl<'a, C: ReplyChannel> Replier<'a, C> {
     }
 }
 
+/// Acks one request. It is in flight no longer whether or not the ack gets
+/// through: if not, the connection is gone and the broker has it back.
+/// Its delivery-to-ack time is observed once the ack is sent.
+fn ack_one<C: ReplyChannel>(
+    channel: &C,
+    metrics: &ReplyMetrics,
+    request: C::Request,
+    received: Instant,
+) -> Result<()> {
+    metrics.in_flight.dec();
+    channel.ack(request, false)?;
+    metrics
+        .delivery_to_ack
+        .observe(received.elapsed().as_secs_f64());
+    Ok(())
+}
+
 impl<C: ReplyChannel> Drop for Replier<'_, C> {
     /// Requests still held go with their session: the broker delivers them
     /// again, and they are in flight no longer here.
@@ -466,6 +483,8 @@ mod tests {
     #[derive(Default)]
     struct Recorder {
         calls: RefCell<Vec<Call>>,
+        /// Every ack fails, as on a lost connection.
+        acks_fail: bool,
     }
 
     impl ReplyChannel for Recorder {
@@ -477,6 +496,7 @@ mod tests {
         }
         fn ack(&self, tag: u64, multiple: bool) -> Result<()> {
             self.calls.borrow_mut().push(Call::Ack { tag, multiple });
+            anyhow::ensure!(!self.acks_fail, "the connection is gone");
             Ok(())
         }
         fn nack(&self, tag: u64, requeue: bool) -> Result<()> {
@@ -845,6 +865,68 @@ mod tests {
                 tag: 5,
                 multiple: true
             })
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_failed_ack_leaves_nothing_in_flight() -> Result<()> {
+        let lost = Recorder {
+            acks_fail: true,
+            ..Recorder::default()
+        };
+        // Confirms off: the reply's ack, and a dropped request's.
+        let metrics = ReplyMetrics::unregistered();
+        let mut replier = Replier::new(&lost, None, CONFIRM_TIMEOUT).with_metrics(metrics.clone());
+        metrics.in_flight.inc();
+        assert!(replier.reply(1, Instant::now(), reply("r1")).is_err());
+        assert_eq!(metrics.in_flight.get(), 0, "after a failed ack of a reply");
+        metrics.in_flight.inc();
+        assert!(replier.drop_request(2, Instant::now()).is_err());
+        assert_eq!(metrics.in_flight.get(), 0, "after a failed ack of a drop");
+        assert_eq!(metrics.delivery_to_ack.get_sample_count(), 0, "never acked");
+        drop(replier);
+        assert_eq!(metrics.in_flight.get(), 0);
+
+        // Confirms on, a refused reply unsettled: each confirmed request is
+        // acked on its own, and that ack fails.
+        let metrics = ReplyMetrics::unregistered();
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let mut replier =
+            Replier::new(&lost, Some(receiver), CONFIRM_TIMEOUT).with_metrics(metrics.clone());
+        for tag in [1, 2] {
+            metrics.in_flight.inc();
+            replier.reply(tag, Instant::now(), reply("r"))?;
+        }
+        replier.on_confirm(nack(1))?;
+        assert!(replier.on_confirm(ack(2, false)).is_err());
+        assert_eq!(
+            metrics.in_flight.get(),
+            1,
+            "the refused one, awaiting its retry"
+        );
+        drop(replier);
+        assert_eq!(metrics.in_flight.get(), 0);
+        drop(sender);
+
+        // Confirms on: a confirmed run acked (and failing) as a refusal
+        // behind it arrives.
+        let metrics = ReplyMetrics::unregistered();
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let mut replier =
+            Replier::new(&lost, Some(receiver), CONFIRM_TIMEOUT).with_metrics(metrics.clone());
+        for tag in [1, 2, 3] {
+            metrics.in_flight.inc();
+            replier.reply(tag, Instant::now(), reply("r"))?;
+        }
+        sender.send(nack(2))?;
+        assert!(replier.on_confirm(ack(1, false)).is_err());
+        assert_eq!(metrics.in_flight.get(), 1, "only the unconfirmed third");
+        drop(replier);
+        assert_eq!(
+            metrics.in_flight.get(),
+            0,
+            "the broker has every unacked one back"
         );
         Ok(())
     }
