@@ -2,6 +2,7 @@
 //! promtool, and its endpoint under hostile clients while it serves. Each
 //! test runs its own server binary on its own exchange and queue.
 
+use amiquip::AmqpProperties;
 use anyhow::{anyhow, Result};
 use common::protocol::{request_properties, Reply, DEFAULT_ROUTING_KEY};
 use std::net::TcpStream;
@@ -72,6 +73,15 @@ fn a_real_prometheus_counts_exactly_what_was_sent() -> Result<()> {
         );
     }
 
+    // And one without reply_to: acked, never answered.
+    peer.publish(
+        &scratch.topology.exchange,
+        DEFAULT_ROUTING_KEY,
+        b"7",
+        AmqpProperties::default().with_correlation_id("no-reply-to".into()),
+    )?;
+    let dropped = prometheus.wait_for("fib_server_requests_dropped_total", 1.0, WAIT)?;
+
     // Each wait ends at the first scrape after the run that shows it.
     let answered = prometheus.wait_for("fib_server_requests_answered_total", sent as f64, WAIT)?;
     let invalid = prometheus.wait_for(
@@ -86,7 +96,7 @@ fn a_real_prometheus_counts_exactly_what_was_sent() -> Result<()> {
     )?;
     let received = prometheus.wait_for(
         "fib_server_requests_received_total",
-        (sent + 5) as f64,
+        (sent + 6) as f64,
         WAIT,
     )?;
     let confirmed = prometheus.wait_for(
@@ -96,15 +106,21 @@ fn a_real_prometheus_counts_exactly_what_was_sent() -> Result<()> {
     )?;
     let acked = prometheus.wait_for(
         "fib_server_delivery_to_ack_seconds_count",
-        (sent + 5) as f64,
+        (sent + 6) as f64,
         WAIT,
     )?;
     let in_flight = prometheus.wait_for("fib_server_requests_in_flight", 0.0, WAIT)?;
+    let publish_failed =
+        prometheus.wait_for("fib_server_replies_publish_failed_total", 0.0, WAIT)?;
+    let rejected = prometheus.wait_for("fib_server_requests_rejected_total", 0.0, WAIT)?;
+    // The balance docs/monitoring.md states, from Prometheus' own figures.
+    assert_eq!(received, answered + invalid + too_large + dropped);
+    assert_eq!(acked, received - rejected - in_flight - publish_failed);
     eprintln!(
         "prometheus returned: answered {answered}, refused invalid-request {invalid}, \
          refused too-large {too_large}, received {received}, confirmed {confirmed}, \
-         delivery-to-ack count {acked}, in flight {in_flight} \
-         (sent {sent} requests and 5 bad bodies)"
+         dropped {dropped}, delivery-to-ack count {acked}, in flight {in_flight} \
+         (sent {sent} requests, 5 bad bodies and one without reply_to)"
     );
     // The p99 query the docs give works on this histogram.
     let p99 = prometheus.query(
