@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod protocol;
 pub mod signals;
+pub mod text;
 pub mod topology;
 
 pub use connection::{open_connection, AmqpUrl, ConnectionSettings, TlsCa};

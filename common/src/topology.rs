@@ -4,6 +4,7 @@
 
 use crate::failure::Failure;
 use crate::protocol::{printable, DEFAULT_BINDING_KEY, DEFAULT_EXCHANGE, DEFAULT_QUEUE};
+use crate::text::counted;
 use amiquip::{AmqpValue, Channel, Exchange, ExchangeDeclareOptions, ExchangeType, FieldTable};
 use amiquip::{Queue, QueueDeclareOptions};
 
@@ -110,6 +111,17 @@ pub fn declare_request_queue<'a>(
     channel: &'a Channel,
     topology: &Topology,
 ) -> anyhow::Result<Queue<'a>> {
+    declare_request_queue_noting(channel, topology, &mut Vec::new())
+}
+
+/// [`declare_request_queue`], adding to `declared` each object the broker
+/// accepted a declaration of (a refused declaration created nothing), so
+/// that a failed start knows what it may have created.
+pub fn declare_request_queue_noting<'a>(
+    channel: &'a Channel,
+    topology: &Topology,
+    declared: &mut Vec<Object>,
+) -> anyhow::Result<Queue<'a>> {
     let queue = channel
         .queue_declare(
             topology.queue.as_str(),
@@ -121,8 +133,10 @@ pub fn declare_request_queue<'a>(
             },
         )
         .map_err(|error| queue_mismatch(error, topology))?;
+    declared.push(Object::Queue(topology.queue.clone(), topology.queue_type));
     let exchange = declare_exchange(channel, &topology.exchange)
         .map_err(|error| exchange_mismatch(error, &topology.exchange))?;
+    declared.push(Object::Exchange(topology.exchange.clone()));
     queue.bind(&exchange, topology.binding_key.as_str(), FieldTable::new())?;
     Ok(queue)
 }
@@ -130,6 +144,16 @@ pub fn declare_request_queue<'a>(
 /// The dead-letter exchange (fanout, durable) and its queue (quorum, so the
 /// given-up requests survive a node too). Returns the queue's depth.
 pub fn declare_dead_letters(channel: &Channel, topology: &Topology) -> anyhow::Result<u32> {
+    declare_dead_letters_noting(channel, topology, &mut Vec::new())
+}
+
+/// [`declare_dead_letters`], adding to `declared` each object the broker
+/// accepted a declaration of.
+pub fn declare_dead_letters_noting(
+    channel: &Channel,
+    topology: &Topology,
+    declared: &mut Vec<Object>,
+) -> anyhow::Result<u32> {
     let name = topology.dead_letter_exchange();
     let exchange = channel
         .exchange_declare(
@@ -141,6 +165,7 @@ pub fn declare_dead_letters(channel: &Channel, topology: &Topology) -> anyhow::R
             },
         )
         .map_err(|error| dead_letter_mismatch(error, "exchange", &name))?;
+    declared.push(Object::Exchange(name));
     let mut arguments = FieldTable::new();
     arguments.insert("x-queue-type".into(), quorum());
     let name = topology.dead_letter_queue();
@@ -154,15 +179,25 @@ pub fn declare_dead_letters(channel: &Channel, topology: &Topology) -> anyhow::R
             },
         )
         .map_err(|error| dead_letter_mismatch(error, "queue", &name))?;
+    declared.push(Object::Queue(name, QueueType::Quorum));
     queue.bind(&exchange, "", FieldTable::new())?;
     Ok(queue.declared_message_count().unwrap_or(0))
 }
 
-/// A queue or exchange, by name.
+/// A queue (with its type) or exchange, by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Object {
-    Queue(String),
+    Queue(String, QueueType),
     Exchange(String),
+}
+
+impl std::fmt::Display for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Object::Queue(name, _) => write!(f, "queue {name:?}"),
+            Object::Exchange(name) => write!(f, "exchange {name:?}"),
+        }
+    }
 }
 
 impl Topology {
@@ -170,12 +205,12 @@ impl Topology {
     /// declares them.
     pub fn server_objects(&self) -> Vec<Object> {
         let mut objects = vec![
-            Object::Queue(self.queue.clone()),
+            Object::Queue(self.queue.clone(), self.queue_type),
             Object::Exchange(self.exchange.clone()),
         ];
         if self.queue_type == QueueType::Quorum {
             objects.push(Object::Exchange(self.dead_letter_exchange()));
-            objects.push(Object::Queue(self.dead_letter_queue()));
+            objects.push(Object::Queue(self.dead_letter_queue(), QueueType::Quorum));
         }
         objects
     }
@@ -192,7 +227,7 @@ pub fn missing(
     for object in objects {
         let probe = open_channel()?;
         let found = match object {
-            Object::Queue(name) => probe.queue_declare_passive(name.as_str()).map(drop),
+            Object::Queue(name, _) => probe.queue_declare_passive(name.as_str()).map(drop),
             Object::Exchange(name) => probe.exchange_declare_passive(name.as_str()).map(drop),
         };
         match found {
@@ -206,18 +241,107 @@ pub fn missing(
     Ok(missing)
 }
 
-/// Deletes `objects` (what a failed start found missing, and may have
-/// declared) on `channel`; deleting what does not exist is no error.
-pub fn delete(channel: &Channel, objects: &[Object]) -> anyhow::Result<()> {
-    for object in objects {
-        match object {
-            Object::Queue(name) => {
-                channel.queue_delete(name.as_str(), amiquip::QueueDeleteOptions::default())?;
+/// What [`delete_unused`] did with one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    Deleted(Object),
+    /// Already gone (someone else deleted it).
+    Gone(Object),
+    /// Left in place: another user has it; why.
+    Kept(Object, String),
+}
+
+/// Deletes `objects` (what a failed start declared and found missing
+/// before), each only if nobody else uses it: another server may have
+/// declared the same names meanwhile and be consuming. Queues go first
+/// (deleting a queue removes its bindings, which frees its exchange). A
+/// classic queue is deleted with if-unused and if-empty, an exchange with
+/// if-unused; the broker refuses those flags on a quorum queue (540, which
+/// closes the connection), so a quorum queue is deleted only when a passive
+/// declare just before found it without consumers and messages. Each step
+/// has a channel of its own from `open_channel`: a refusal closes it.
+pub fn delete_unused(
+    open_channel: &dyn Fn() -> anyhow::Result<Channel>,
+    objects: &[Object],
+) -> anyhow::Result<Vec<Removal>> {
+    let queues = objects.iter().filter(|o| matches!(o, Object::Queue(..)));
+    let exchanges = objects.iter().filter(|o| matches!(o, Object::Exchange(_)));
+    let mut removals = Vec::new();
+    for object in queues.chain(exchanges) {
+        let outcome = match object {
+            Object::Queue(name, kind) => delete_queue_if_unused(open_channel, name, *kind)?,
+            Object::Exchange(name) => {
+                let channel = open_channel()?;
+                match channel.exchange_delete(name.as_str(), true) {
+                    Ok(()) => {
+                        channel.close()?;
+                        Ok(())
+                    }
+                    Err(error) => Err(error),
+                }
+                .map(|()| None)
+                .or_else(|error| refusal(error, "queues are bound to it"))?
             }
-            Object::Exchange(name) => channel.exchange_delete(name.as_str(), false)?,
-        }
+        };
+        removals.push(match outcome {
+            None => Removal::Deleted(object.clone()),
+            Some(Refusal::Gone) => Removal::Gone(object.clone()),
+            Some(Refusal::InUse(why)) => Removal::Kept(object.clone(), why),
+        });
     }
-    Ok(())
+    Ok(removals)
+}
+
+enum Refusal {
+    Gone,
+    InUse(String),
+}
+
+/// None when deleted.
+fn delete_queue_if_unused(
+    open_channel: &dyn Fn() -> anyhow::Result<Channel>,
+    name: &str,
+    kind: QueueType,
+) -> anyhow::Result<Option<Refusal>> {
+    let channel = open_channel()?;
+    let queue = match channel.queue_declare_passive(name) {
+        Ok(queue) => queue,
+        Err(error) => return refusal(error, ""),
+    };
+    let consumers = queue.declared_consumer_count().unwrap_or(0);
+    let messages = queue.declared_message_count().unwrap_or(0);
+    if consumers > 0 || messages > 0 {
+        channel.close()?;
+        return Ok(Some(Refusal::InUse(format!(
+            "{}, {}",
+            counted(consumers, "consumer"),
+            counted(messages, "message")
+        ))));
+    }
+    let flags = kind == QueueType::Classic;
+    let options = amiquip::QueueDeleteOptions {
+        if_unused: flags,
+        if_empty: flags,
+    };
+    match channel.queue_delete(name, options) {
+        Ok(_) => {
+            channel.close()?;
+            Ok(None)
+        }
+        Err(error) => refusal(error, "it has consumers or messages"),
+    }
+}
+
+/// A delete's 404 (gone) or 406 (in use, as `in_use` says) as an outcome;
+/// anything else an error.
+fn refusal(error: amiquip::Error, in_use: &str) -> anyhow::Result<Option<Refusal>> {
+    match error {
+        amiquip::Error::ServerClosedChannel { code: 404, .. } => Ok(Some(Refusal::Gone)),
+        amiquip::Error::ServerClosedChannel { code: 406, .. } => {
+            Ok(Some(Refusal::InUse(in_use.to_string())))
+        }
+        error => Err(error.into()),
+    }
 }
 
 /// PRECONDITION_FAILED on the dead-letter exchange or queue: it exists

@@ -15,7 +15,7 @@ use amiquip::{Channel, ConsumerMessage, ConsumerOptions, Queue};
 use anyhow::{Context, Result};
 use common::blocking::BlockedState;
 use common::lifecycle::{self, Block, Ended, Policy, Session};
-use common::topology::{self, QueueType, Topology};
+use common::topology::{self, Object, QueueType, Removal, Topology};
 use common::ConnectionSettings;
 use crossbeam_channel::{select, Receiver};
 use log::{debug, info, warn};
@@ -192,39 +192,70 @@ impl Drop for BoundedEnd<'_, '_> {
 /// it is, for the ready line. On the first session, what did not exist
 /// before is deleted again if the declaration fails: a failed start leaves
 /// nothing behind.
+/// Declares the topology; a start that fails removes what it created, and
+/// only that: what it found missing beforehand and then itself declared
+/// (a refused declaration created nothing), and of that only what nobody
+/// uses, since another server may have declared the same names meanwhile.
 fn declare<'c>(session: &Session<'c>, topology: &Topology) -> Result<(Queue<'c>, String)> {
     let missing = if session.number == 0 {
         topology::missing(&|| session.open_channel(), &topology.server_objects())?
     } else {
         Vec::new()
     };
-    let declared = declare_all(session.channel, topology);
-    if declared.is_err() && !missing.is_empty() {
-        let deleted = session
-            .open_channel()
-            .and_then(|channel| topology::delete(&channel, &missing));
-        if let Err(error) = deleted {
-            warn!("the failed start may leave {missing:?} behind: {error:#}");
+    let mut declared = Vec::new();
+    let result = declare_all(session.channel, topology, &mut declared);
+    let created: Vec<Object> = declared
+        .into_iter()
+        .filter(|object| missing.contains(object))
+        .collect();
+    if result.is_err() && !created.is_empty() {
+        match topology::delete_unused(&|| session.open_channel(), &created) {
+            Ok(removals) => {
+                for removal in removals {
+                    match removal {
+                        Removal::Deleted(object) => {
+                            info!("removed {object}, which this failed start had declared")
+                        }
+                        Removal::Gone(object) => debug!("{object} was already gone"),
+                        Removal::Kept(object, why) => info!(
+                            "kept {object}, which this failed start had declared too: \
+                             another user has it ({why})"
+                        ),
+                    }
+                }
+            }
+            Err(error) => {
+                let names: Vec<String> = created.iter().map(ToString::to_string).collect();
+                warn!(
+                    "the failed start may leave {} behind: {error:#}",
+                    names.join(", ")
+                );
+            }
         }
     }
-    declared
+    result
 }
 
-fn declare_all<'c>(channel: &'c Channel, topology: &Topology) -> Result<(Queue<'c>, String)> {
+fn declare_all<'c>(
+    channel: &'c Channel,
+    topology: &Topology,
+    declared: &mut Vec<Object>,
+) -> Result<(Queue<'c>, String)> {
     // The request queue first: if it exists with other arguments, the
     // broker refuses it before anything has been declared. Its dead-letter
     // exchange may be declared after it: until then the broker drops what
     // it would dead-letter, and a new queue has nothing to dead-letter yet.
-    let queue = topology::declare_request_queue(channel, topology).with_context(|| {
-        format!(
-            "cannot declare queue {:?} and exchange {:?}",
-            topology.queue, topology.exchange
-        )
-    })?;
+    let queue =
+        topology::declare_request_queue_noting(channel, topology, declared).with_context(|| {
+            format!(
+                "cannot declare queue {:?} and exchange {:?}",
+                topology.queue, topology.exchange
+            )
+        })?;
     let queue_kind = match topology.queue_type {
         QueueType::Classic => "classic queue".to_string(),
         QueueType::Quorum => {
-            let dead = topology::declare_dead_letters(channel, topology)
+            let dead = topology::declare_dead_letters_noting(channel, topology, declared)
                 .context("cannot declare the dead-letter exchange and queue")?;
             format!(
                 "quorum queue, delivery limit {}, then to queue {:?} ({dead} there now)",
