@@ -187,7 +187,7 @@ fn benchmark(options: &Options) -> Result<Outcome> {
     .into_iter()
     .flatten()
     {
-        export::create(path)?;
+        export::check_writable(path)?;
     }
     let csv = exports.csv.as_deref().map(CsvWriter::create).transpose()?;
     // Bound before connecting: a wrong address is a usage error now.

@@ -4,7 +4,7 @@
 //! more than their number, which the summary and other exports give.
 
 use crate::measure::RoundTrip;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -13,17 +13,21 @@ pub const HEADER: &str = "n,sent_us,due_us,replied_us,latency_us,as_sent_us,outc
 
 pub struct CsvWriter {
     path: PathBuf,
+    /// Where the rows go until `finish` renames it over `path`.
+    partial: PathBuf,
     out: BufWriter<File>,
     /// The first write error, reported by `finish`.
     error: Option<std::io::Error>,
 }
 
 impl CsvWriter {
-    /// Creates the file at once, so that a bad path fails before the run.
+    /// Creates the partial file at once, so that a bad path fails before
+    /// the run; `path` itself is replaced only by `finish`.
     pub fn create(path: &Path) -> Result<CsvWriter> {
-        let file = super::create(path)?;
+        let (partial, file) = super::create(path)?;
         let mut writer = CsvWriter {
             path: path.to_path_buf(),
+            partial,
             out: BufWriter::new(file),
             error: None,
         };
@@ -67,12 +71,19 @@ impl CsvWriter {
     }
 
     pub fn finish(mut self) -> Result<()> {
-        let flushed = self.out.flush();
-        match self.error.take().map_or(flushed, Err) {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                Err(error).with_context(|| format!("cannot write {}", self.path.display()))
-            }
-        }
+        let flushed = self
+            .out
+            .flush()
+            .and_then(|()| self.out.get_ref().sync_all());
+        let written = self.error.take().map_or(flushed, Err);
+        super::finish(&self.partial, &self.path, written)
+    }
+}
+
+impl Drop for CsvWriter {
+    /// A run that ends without `finish` (an error before the summary)
+    /// leaves no partial file behind; after `finish` there is none.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.partial);
     }
 }
