@@ -86,13 +86,19 @@ const URL_FILE_MAX_BYTES: u64 = 64 * 1024;
 
 /// The URLs of a `--url-file`: one a line, blank lines and lines starting
 /// with `#` skipped. Refused, as ssh refuses a loose key, if group or others
-/// may read or write it. No message quotes a line of it.
+/// may read or write it, unless only this service may read it anyway (see
+/// [`readable_by_others`]). No message quotes a line of it.
 pub fn read_url_file(path: &Path) -> Result<Vec<AmqpUrl>> {
     use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let shown = path.display();
     let usage = |message: String| -> anyhow::Error { Failure::Usage(message).into() };
-    let file = std::fs::File::open(path)
+    // O_NONBLOCK: opening a FIFO nobody writes would otherwise wait forever
+    // before the regular-file check below could refuse it.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
         .map_err(|e| usage(format!("cannot read URL file {shown}: {e}")))?;
     let metadata = file
         .metadata()
@@ -101,7 +107,7 @@ pub fn read_url_file(path: &Path) -> Result<Vec<AmqpUrl>> {
         return Err(usage(format!("URL file {shown} is not a regular file")));
     }
     let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    if readable_by_others(path, &file, mode) {
         return Err(usage(format!(
             "URL file {shown} may be read by others (mode {mode:03o}); it holds a password: \
              run `chmod 600 {shown}`"
@@ -116,20 +122,116 @@ pub fn read_url_file(path: &Path) -> Result<Vec<AmqpUrl>> {
             "URL file {shown} is larger than {URL_FILE_MAX_BYTES} bytes"
         )));
     }
+    // A byte-order mark, as some editors write one, is no part of the URL.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut urls = Vec::new();
     for (number, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let url = parse_url(line)
-            .map_err(|e| usage(format!("URL file {shown}, line {}: {e:#}", number + 1)))?;
+        let at_line = format!("URL file {shown}, line {}", number + 1);
+        if line.contains(char::is_whitespace) {
+            return Err(usage(format!(
+                "{at_line}: a URL holds no spaces (one URL a line; a space in a password is %20)"
+            )));
+        }
+        let url = parse_url(line).map_err(|e| usage(format!("{at_line}: {e:#}")))?;
         urls.push(url);
     }
     if urls.is_empty() {
         return Err(usage(format!("URL file {shown} holds no URL")));
     }
     Ok(urls)
+}
+
+/// Whether a URL file with permission bits `mode` may be read or written by
+/// anyone but its owner and the user reading it. Group or other bits alone
+/// do not say so in two cases, both how systemd (254 and newer) hands a
+/// service its `LoadCredential=` file: root's, mode 0400, with a POSIX ACL
+/// entry letting the service's dynamic user read it, so that `stat` shows the
+/// ACL's mask as the group bits (0440).
+/// - The file lies inside `$CREDENTIALS_DIRECTORY`: systemd makes that folder
+///   readable by this service only.
+/// - Its ACL grants nothing to anyone but the owner and the user reading it.
+fn readable_by_others(path: &Path, file: &std::fs::File, mode: u32) -> bool {
+    if mode & 0o077 == 0 {
+        return false;
+    }
+    if mode & 0o007 != 0 {
+        // The other bits are never an ACL's: anyone may read or write it.
+        return true;
+    }
+    !(in_credentials_directory(path) || acl_grants_only_owner_and(file, current_uid()))
+}
+
+/// Whether `path`, its links resolved, lies inside `$CREDENTIALS_DIRECTORY`.
+fn in_credentials_directory(path: &Path) -> bool {
+    let Some(folder) = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|f| !f.is_empty()) else {
+        return false;
+    };
+    match (std::fs::canonicalize(&folder), std::fs::canonicalize(path)) {
+        (Ok(folder), Ok(file)) => file.starts_with(&folder) && file != folder,
+        _ => false,
+    }
+}
+
+fn current_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether the file's POSIX ACL (the `system.posix_acl_access` extended
+/// attribute) gives read or write to nobody but the owner and user `uid`.
+/// No ACL, or one that cannot be read, says no.
+fn acl_grants_only_owner_and(file: &std::fs::File, uid: u32) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let mut value = [0u8; 1024];
+    let name = c"system.posix_acl_access";
+    // SAFETY: the name is NUL-terminated and the buffer's length is given.
+    let length = unsafe {
+        libc::fgetxattr(
+            file.as_raw_fd(),
+            name.as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    let Ok(length) = usize::try_from(length) else {
+        return false;
+    };
+    value
+        .get(..length)
+        .is_some_and(|acl| acl_grants_only(acl, uid))
+}
+
+/// The Linux ACL xattr format: a little-endian u32 version (2), then
+/// entries of u16 tag, u16 permissions, u32 id.
+fn acl_grants_only(acl: &[u8], uid: u32) -> bool {
+    const USER_OBJ: u16 = 0x01;
+    const USER: u16 = 0x02;
+    const MASK: u16 = 0x10;
+    let Some((version, entries)) = acl.split_first_chunk::<4>() else {
+        return false;
+    };
+    if u32::from_le_bytes(*version) != 2 || entries.is_empty() || entries.len() % 8 != 0 {
+        return false;
+    }
+    entries.chunks_exact(8).all(|entry| {
+        let Ok::<[u8; 8], _>([t0, t1, p0, p1, i0, i1, i2, i3]) = entry.try_into() else {
+            return false;
+        };
+        let tag = u16::from_le_bytes([t0, t1]);
+        let permissions = u16::from_le_bytes([p0, p1]);
+        let id = u32::from_le_bytes([i0, i1, i2, i3]);
+        match tag {
+            USER_OBJ | MASK => true,
+            USER if id == uid => true,
+            // Read (4) or write (2) for any other user, the group, a named
+            // group or others.
+            _ => permissions & 0o6 == 0,
+        }
+    })
 }
 
 /// The one place a `--url` value becomes an [`AmqpUrl`].
@@ -322,6 +424,61 @@ mod tests {
         let big = TempFile::new(&"#\n".repeat(40_000), 0o600);
         let error = usage_error(&["--url-file", big.arg()]);
         assert!(error.contains("larger than"), "{error}");
+    }
+
+    /// A Linux ACL xattr value from (tag, permissions, id) entries.
+    fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+        let mut value = 2u32.to_le_bytes().to_vec();
+        for (tag, permissions, id) in entries {
+            value.extend(tag.to_le_bytes());
+            value.extend(permissions.to_le_bytes());
+            value.extend(id.to_le_bytes());
+        }
+        value
+    }
+
+    #[test]
+    fn an_acl_granting_only_the_owner_and_the_reader_passes() {
+        const ANY: u32 = u32::MAX;
+        // systemd's credential: root r--, user:65534 r--, group ---, mask r--, other ---.
+        let systemd = acl(&[
+            (1, 4, ANY),
+            (2, 4, 65534),
+            (4, 0, ANY),
+            (0x10, 4, ANY),
+            (0x20, 0, ANY),
+        ]);
+        assert!(acl_grants_only(&systemd, 65534));
+        assert!(!acl_grants_only(&systemd, 1000), "another user may read it");
+        let group_reads = acl(&[(1, 6, ANY), (4, 4, ANY), (0x10, 4, ANY), (0x20, 0, ANY)]);
+        assert!(!acl_grants_only(&group_reads, 0));
+        let named_group = acl(&[
+            (1, 6, ANY),
+            (4, 0, ANY),
+            (8, 4, 100),
+            (0x10, 4, ANY),
+            (0x20, 0, ANY),
+        ]);
+        assert!(!acl_grants_only(&named_group, 0));
+        let mut truncated = systemd.clone();
+        truncated.pop();
+        assert!(!acl_grants_only(&truncated, 65534));
+        assert!(!acl_grants_only(&[], 0));
+        assert!(!acl_grants_only(&1u32.to_le_bytes(), 0));
+    }
+
+    #[test]
+    fn a_url_file_with_a_byte_order_mark_or_a_space_in_a_url() -> Result<()> {
+        let bom = TempFile::new("\u{feff}amqp://u:Qs3cret@h:5681/\n", 0o600);
+        assert_eq!(settings(&["--url-file", bom.arg()])?.urls[0].port, 5681);
+        let spaced = TempFile::new("amqp://u:Qs3cret@h:5681/ extra\n", 0o600);
+        let error = usage_error(&["--url-file", spaced.arg()]);
+        assert!(
+            error.contains("line 1") && error.contains("no spaces"),
+            "{error}"
+        );
+        assert!(!error.contains("Qs3cret"), "{error}");
+        Ok(())
     }
 
     #[test]

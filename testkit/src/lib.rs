@@ -2,6 +2,7 @@
 //! its own uniquely named exchange and queue, removed when the test ends, so
 //! runs never disturb each other or a real `logs_rpc`.
 
+mod acl;
 mod broker;
 mod cluster;
 pub mod edges;
@@ -16,6 +17,7 @@ pub mod readme;
 mod scratch;
 mod server;
 
+pub use acl::grant_read_by_acl;
 pub use broker::{broker_objects, ensure_broker, BrokerRestarts, SecretUser, TlsListener};
 pub use cluster::{Alarm, Cluster, Node};
 pub use peer::Peer;
