@@ -19,6 +19,7 @@ use testkit::{Scratch, Spawned};
 const PACKAGE: &str = "fib-rpc";
 const UNIT: &str = "/usr/lib/systemd/system/fib-server.service";
 const TEMPLATE: &str = "/usr/lib/systemd/system/fib-server@.service";
+const DOCS: &str = "/usr/share/doc/fib-rpc";
 const SETTINGS: &str = "/etc/default/fib-server";
 const URL_FILE: &str = "/etc/fib-server/amqp-url";
 /// The user DynamicUser= would pick is unknown: nobody stands in for it.
@@ -44,6 +45,7 @@ const FILES: &[(&str, u32)] = &[
     ),
     ("/usr/share/doc/fib-rpc/README.md", 0o644),
     ("/usr/share/doc/fib-rpc/docs/server.md", 0o644),
+    ("/usr/share/doc/fib-rpc/BENCHMARKS.md", 0o644),
     ("/usr/share/doc/fib-rpc/LICENSE-MIT", 0o644),
     ("/usr/share/doc/fib-rpc/LICENSE-APACHE", 0o644),
     ("/usr/share/doc/fib-rpc/copyright", 0o644),
@@ -216,7 +218,16 @@ fn start_as_the_unit_would(unit: &str, credentials: &Path) -> Result<Spawned> {
             .with_context(|| format!("LoadCredential={credential}"))?;
         let copy = credentials.join(id);
         std::fs::write(&copy, run(&mut as_root("cat", &[path]))?)?;
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o400))?;
+        if is_root() {
+            // As systemd 254 and newer writes it: root's, 0400, the service's
+            // user let in by an ACL entry, which `stat` shows as mode 0440.
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o400))?;
+            testkit::grant_read_by_acl(&copy, NOBODY)?;
+        } else {
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o440))?;
+        }
+        let mode = std::fs::metadata(&copy)?.permissions().mode() & 0o777;
+        ensure!(mode == 0o440, "the credential has mode {mode:o}, not 440");
     }
     let exec_start = service
         .get("ExecStart")
@@ -233,13 +244,9 @@ fn start_as_the_unit_would(unit: &str, credentials: &Path) -> Result<Spawned> {
     ensure!(program.starts_with('/'), "ExecStart={exec_start}");
     let mut command = if is_root() {
         // DynamicUser=: an unprivileged user owns the credentials.
-        for path in [credentials.to_path_buf()].into_iter().chain(
-            std::fs::read_dir(credentials)?
-                .map(|e| e.map(|e| e.path()))
-                .collect::<std::io::Result<Vec<_>>>()?,
-        ) {
-            std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY))?;
-        }
+        // DynamicUser=: the credentials folder is the service's; the files
+        // in it stay root's, readable through their ACL.
+        std::os::unix::fs::chown(credentials, Some(NOBODY), Some(NOBODY))?;
         let mut command = Command::new("setpriv");
         command.args([
             format!("--reuid={NOBODY}"),
@@ -321,6 +328,15 @@ fn the_package_installs_serves_and_purges_leaving_nothing() -> Result<()> {
         };
         check_maintainer_script(script, &text)?;
     }
+    // The template's running instances: restarted on an upgrade, stopped on
+    // removal (the generated parts skip template units).
+    for (script, action) in [("postinst", "try-restart"), ("prerm", "stop")] {
+        let text = std::fs::read_to_string(control.join(script)).unwrap_or_default();
+        ensure!(
+            text.contains(&format!("systemctl {action} 'fib-server@*.service'")),
+            "{script} does not {action} the instances of {TEMPLATE}:\n{text}"
+        );
+    }
     std::fs::remove_dir_all(&control)?;
 
     let installation = Installation;
@@ -335,6 +351,15 @@ fn the_package_installs_serves_and_purges_leaving_nothing() -> Result<()> {
             meta.permissions().mode() & 0o7777
         );
     }
+    // The installed docs link to nothing missing.
+    let docs = testkit::links::doc_files(Path::new(DOCS))?;
+    ensure!(docs.len() > 2, "only {docs:?} in {DOCS}");
+    let broken = testkit::links::broken_links(&docs)?;
+    ensure!(
+        broken.is_empty(),
+        "broken links in the installed docs:\n{}",
+        broken.join("\n")
+    );
     let conffiles = run(Command::new("dpkg-query").args(["-W", "-f=${Conffiles}", PACKAGE]))?;
     for path in [SETTINGS, URL_FILE] {
         ensure!(
@@ -481,6 +506,23 @@ fn a_maintainer_script_that_would_enable_or_start_is_refused() {
     ] {
         assert!(check_maintainer_script("postinst", bad).is_err(), "{bad}");
     }
+}
+
+/// The settings file is read after the unit's `Environment=`: an
+/// `AMQP_URL_FILE=` line in it, even one waiting to be uncommented, would
+/// replace the credential's path.
+#[test]
+fn the_settings_file_never_sets_the_url_file() -> Result<()> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/debian/fib-server.default");
+    let text = std::fs::read_to_string(path)?;
+    for line in text.lines() {
+        let setting = line.trim_start_matches(['#', ' ']);
+        ensure!(
+            !setting.starts_with("AMQP_URL_FILE="),
+            "{path} offers {line:?}"
+        );
+    }
+    Ok(())
 }
 
 #[test]
