@@ -11,3 +11,20 @@ fn every_relative_link_in_the_docs_resolves() -> anyhow::Result<()> {
     assert!(problems.is_empty(), "{problems:#?}");
     Ok(())
 }
+
+/// The README shows how to keep the broker password out of `ps`, and links
+/// to the section that says it all.
+#[test]
+fn the_readme_shows_the_url_file() -> anyhow::Result<()> {
+    let readme = testkit::readme::doc("README.md")?;
+    for needed in [
+        "--url-file ",
+        "AMQP_URL_FILE=",
+        "chmod 600",
+        "(docs/delivery.md#keeping-the-password-out-of-ps)",
+    ] {
+        assert!(readme.contains(needed), "README.md lacks {needed:?}");
+    }
+    assert!(readme.lines().count() <= 250, "README.md is over 250 lines");
+    Ok(())
+}
