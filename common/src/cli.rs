@@ -30,6 +30,7 @@ pub struct ConnectionArgs {
         long,
         env = "AMQP_URL_FILE",
         value_name = "FILE",
+        value_parser = UrlFilePath,
         conflicts_with = "urls"
     )]
     pub url_file: Option<PathBuf>,
@@ -39,6 +40,33 @@ pub struct ConnectionArgs {
     /// Topic exchange the requests go through.
     #[arg(long, env = "FIB_EXCHANGE", value_name = "NAME", default_value = DEFAULT_EXCHANGE)]
     pub exchange: String,
+}
+
+/// A `--url-file` path, any bytes, but not empty: an empty one most often
+/// comes from `AMQP_URL_FILE=` in a settings file, which clap's own message
+/// (no value for --url-file) would not name.
+#[derive(Debug, Clone, Copy)]
+struct UrlFilePath;
+
+impl clap::builder::TypedValueParser for UrlFilePath {
+    type Value = PathBuf;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> std::result::Result<PathBuf, clap::Error> {
+        if value.is_empty() {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                "--url-file (or AMQP_URL_FILE) is empty; name the URL file, or unset \
+                 AMQP_URL_FILE\n",
+            )
+            .with_cmd(cmd));
+        }
+        Ok(PathBuf::from(value))
+    }
 }
 
 fn url_help() -> String {

@@ -124,6 +124,25 @@ fn group_bits_pass_inside_the_credentials_directory_only() -> Result<()> {
     Ok(())
 }
 
+/// `AMQP_URL_FILE=` (an empty value, as an uncommented settings line gives)
+/// is a usage error that names the variable.
+#[test]
+fn an_empty_url_file_variable_is_named() -> Result<()> {
+    let mut server = Spawned::start(
+        Command::new(SERVER)
+            .env_remove("AMQP_URL")
+            .env("AMQP_URL_FILE", ""),
+    )?;
+    let code = server.wait(Duration::from_secs(30))?.code();
+    let stderr = server.stderr();
+    assert_eq!(code, Some(2), "{stderr:?}");
+    assert!(
+        stderr.iter().any(|line| line.contains("AMQP_URL_FILE")),
+        "{stderr:?}"
+    );
+    Ok(())
+}
+
 fn not_root() -> bool {
     Command::new("id")
         .arg("-u")
