@@ -63,13 +63,38 @@ fn stopped(stop: Option<&Receiver<()>>) -> bool {
     stop.is_some_and(|stop| !matches!(stop.try_recv(), Err(TryRecvError::Empty)))
 }
 
-/// Waits `delay`, or less if a stop comes first; true if it did.
-fn wait_or_stop(stop: Option<&Receiver<()>>, delay: Duration) -> bool {
-    match stop {
-        Some(stop) => !matches!(stop.recv_timeout(delay), Err(RecvTimeoutError::Timeout)),
-        None => {
-            std::thread::sleep(delay);
-            false
+/// What runs while no session does (between connection attempts, and
+/// during one): called at once, then again each time the instant it
+/// returned has passed, as the client's `--interval` lines need.
+pub type Idle<'a> = Option<&'a mut dyn FnMut() -> Option<Instant>>;
+
+/// Calls `idle` if it is due (or has not said when it is); returns when it
+/// is due next.
+fn call_idle(idle: &mut Idle<'_>, due: &mut Option<Instant>) -> Option<Instant> {
+    let idle = idle.as_mut()?;
+    if due.is_none_or(|at| at <= Instant::now()) {
+        *due = idle();
+    }
+    *due
+}
+
+/// Waits `delay`, or less if a stop comes first; true if it did. `idle`
+/// is called on time meanwhile.
+fn wait_or_stop(stop: Option<&Receiver<()>>, delay: Duration, idle: &mut Idle<'_>) -> bool {
+    let until = Instant::now() + delay;
+    let never = crossbeam_channel::never();
+    let stop = stop.unwrap_or(&never);
+    let mut due = None;
+    loop {
+        let next = call_idle(idle, &mut due);
+        let wake = next.map_or(until, |next| next.min(until));
+        select! {
+            recv(stop) -> _ => return true,
+            recv(crossbeam_channel::at(wake)) -> _ => {
+                if Instant::now() >= until {
+                    return false;
+                }
+            }
         }
     }
 }
@@ -259,6 +284,18 @@ pub fn run_sessions<T>(
     policy: Policy<'_>,
     work: &mut dyn FnMut(&Session<'_>) -> Result<T>,
 ) -> Result<Ended<T>> {
+    run_sessions_idle(settings, policy, None, work)
+}
+
+/// [`run_sessions`], calling `idle` on time whenever no session runs:
+/// while connecting, and while waiting to reconnect (never during the
+/// first connection attempt, whose wait is the start's own).
+pub fn run_sessions_idle<T>(
+    settings: &ConnectionSettings,
+    policy: Policy<'_>,
+    mut idle: Idle<'_>,
+    work: &mut dyn FnMut(&Session<'_>) -> Result<T>,
+) -> Result<Ended<T>> {
     let mut backoff = Backoff::default();
     let mut ever_ready = false;
     let mut lost_since: Option<Instant> = None;
@@ -271,7 +308,9 @@ pub fn run_sessions<T>(
     loop {
         let mut ready = false;
         let mut on = start;
-        let attempt = one_session(settings, number, start, stop, &mut on, &mut ready, work);
+        let mut no_idle: Idle<'_> = None;
+        let idle_now = if number == 0 { &mut no_idle } else { &mut idle };
+        let attempt = one_session(settings, number, stop, &mut on, &mut ready, idle_now, work);
         start = (on + 1) % settings.urls.len().max(1);
         if ready {
             ever_ready = true;
@@ -312,7 +351,7 @@ pub fn run_sessions<T>(
         }
         warn!("connection lost: {error:#}; reconnecting in {delay:?}");
         // The wait for the next attempt is also a wait for a stop.
-        if wait_or_stop(stop, delay) {
+        if wait_or_stop(stop, delay, &mut idle) {
             return Ok(Ended::Stopped);
         }
         number += 1;
@@ -326,11 +365,12 @@ fn open_unless_stopped(
     settings: &ConnectionSettings,
     start: usize,
     stop: Option<&Receiver<()>>,
+    idle: &mut Idle<'_>,
 ) -> Result<Option<Opened>> {
-    let Some(stop) = stop else {
+    if stop.is_none() && idle.is_none() {
         return open_any(settings, start).map(Some);
-    };
-    if stopped(Some(stop)) {
+    }
+    if stopped(stop) {
         return Ok(None);
     }
     let (opened_tx, opened) = crossbeam_channel::bounded(1);
@@ -342,34 +382,47 @@ fn open_unless_stopped(
             let _ = opened_tx.send(open_any(&attempt, start));
         })
         .context("cannot start a thread to connect")?;
-    let result = select! {
-        recv(opened) -> result => result.context("the connecting thread ended without a word")?,
-        recv(stop) -> _ => return Ok(None),
+    let never = crossbeam_channel::never();
+    let stop_or_never = stop.unwrap_or(&never);
+    let mut due = None;
+    let result = loop {
+        let wake = match call_idle(idle, &mut due) {
+            Some(at) => crossbeam_channel::at(at),
+            None => crossbeam_channel::never(),
+        };
+        select! {
+            recv(opened) -> result => {
+                break result.context("the connecting thread ended without a word")?
+            }
+            recv(stop_or_never) -> _ => return Ok(None),
+            recv(wake) -> _ => {}
+        }
     };
     // Both may have been ready at once: a stop wins.
-    if stopped(Some(stop)) {
+    if stopped(stop) {
         return Ok(None);
     }
     result.map(Some)
 }
 
-/// Connect (to the first address from `start` on that answers, whose index
-/// goes to `on`), open a channel, work, close politely.
+/// Connect (to the first address from `on` on that answers, whose index
+/// then goes to `on`), open a channel, work, close politely. `idle` runs
+/// while connecting.
 /// None if a stop came before the work began.
 fn one_session<T>(
     settings: &ConnectionSettings,
     number: u64,
-    start: usize,
     stop: Option<&Receiver<()>>,
     on: &mut usize,
     ready: &mut bool,
+    idle: &mut Idle<'_>,
     work: &mut dyn FnMut(&Session<'_>) -> Result<T>,
 ) -> Result<Option<T>> {
     let Some(Opened {
         mut connection,
         index,
         socket,
-    }) = open_unless_stopped(settings, start, stop)?
+    }) = open_unless_stopped(settings, *on, stop, idle)?
     else {
         return Ok(None);
     };

@@ -31,6 +31,7 @@ pub fn with_sessions(
     options: &Options,
     interrupt: Option<&Receiver<()>>,
     seen: &mut Sessions,
+    idle: lifecycle::Idle<'_>,
     work: &mut dyn FnMut(&RpcSession, u64) -> Result<()>,
 ) -> Result<()> {
     let mut sessions = 0u64;
@@ -39,7 +40,7 @@ pub fn with_sessions(
         limit: options.reconnect_for,
         stop: interrupt,
     };
-    let ended = lifecycle::run_sessions(&options.connection, policy, &mut |session| {
+    let ended = lifecycle::run_sessions_idle(&options.connection, policy, idle, &mut |session| {
         let rpc = RpcSession::open(
             session,
             &options.exchange,

@@ -25,6 +25,7 @@ use common::protocol::Reply;
 use export::{Baseline, CsvWriter, Parameters};
 use measure::{Observer, RoundTrip, Run, Stop, Verdict};
 use options::{Mode, Options, Output};
+use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, SystemTime};
 use summary::{Ended, Summary};
@@ -78,6 +79,7 @@ fn single(n: u64, options: &Options) -> Result<Outcome> {
         options,
         None,
         &mut connect::Sessions::default(),
+        None,
         &mut |session, number| {
             run.drive(session, number, &mut |trip: &RoundTrip, reply: &Reply| {
                 answer = Some((trip.verdict.clone(), reply.clone()));
@@ -149,6 +151,13 @@ impl Observer for Live {
         }
     }
 
+    fn reconnecting(&mut self, reconnecting: bool) {
+        self.progress.reconnecting(reconnecting);
+        if let Some(intervals) = self.intervals.as_mut() {
+            intervals.reconnecting(reconnecting);
+        }
+    }
+
     fn tick(&mut self, at: Duration) {
         if let Some(intervals) = self.intervals.as_mut() {
             self.progress
@@ -212,7 +221,7 @@ fn benchmark(options: &Options) -> Result<Outcome> {
         Stop::After(_) => None,
     };
     let show_bar = options.verbosity == Verbosity::Normal && std::io::stderr().is_terminal();
-    let mut live = Live {
+    let live = Live {
         progress: output::Progress::new(
             expected,
             show_bar,
@@ -224,23 +233,33 @@ fn benchmark(options: &Options) -> Result<Outcome> {
         csv,
         metrics,
     };
-    let mut run = Run::new(plan);
+    let run = Run::new(plan);
     let mut sessions = connect::Sessions::default();
+    // Shared by the sessions' work and the wait between sessions (which
+    // keeps the interval lines on time while reconnecting); never both at once.
+    let running = RefCell::new((run, live));
     let driven = connect::with_sessions(
         options,
         Some(&interrupt),
         &mut sessions,
+        Some(&mut || {
+            let (run, live) = &mut *running.borrow_mut();
+            run.tick_between_sessions(live)
+        }),
         &mut |session, number| {
+            let (run, live) = &mut *running.borrow_mut();
+            live.reconnecting(false);
             if let Some(metrics) = &live.metrics {
                 metrics.session_started(number);
             }
-            let driven = run.drive(session, number, &mut live);
+            let driven = run.drive(session, number, live);
             if let Some(metrics) = &live.metrics {
                 metrics.session_ended(driven.is_err());
             }
             driven
         },
     );
+    let (mut run, mut live) = running.into_inner();
     if let Some(metrics) = &live.metrics {
         metrics.session_ended(false);
     }

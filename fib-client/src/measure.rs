@@ -205,6 +205,9 @@ pub trait Observer {
     /// The broker blocked the connection for `Some(reason)`, or unblocked
     /// it (None).
     fn blocked(&mut self, _reason: Option<&str>) {}
+    /// The connection was lost and the run is reconnecting (true), or a
+    /// new session has begun (false).
+    fn reconnecting(&mut self, _reconnecting: bool) {}
 }
 
 impl<F: FnMut(&RoundTrip, &Reply)> Observer for F {
@@ -650,6 +653,15 @@ impl Run {
             pending.deadline = pending.deadline.max(fresh);
         }
         observer.blocked(None);
+    }
+
+    /// Between sessions (while reconnecting): the ticks due by now, on
+    /// time although no session drives the run; returns when the next is
+    /// due (None without ticks, or before the run has begun).
+    pub fn tick_between_sessions(&mut self, observer: &mut dyn Observer) -> Option<Instant> {
+        observer.reconnecting(true);
+        self.tick(Instant::now(), observer);
+        self.next_tick
     }
 
     fn tick(&mut self, now: Instant, observer: &mut dyn Observer) {

@@ -1,7 +1,8 @@
 //! `--interval`: one line per interval on stderr, as PerfTest prints them:
 //! the requests answered in that interval, their rate, and p50/p99/max of
-//! their (corrected) latency, and "blocked (REASON)" when the broker blocked
-//! the connection (a resource alarm) during the interval.
+//! their (corrected) latency, "blocked (REASON)" when the broker blocked
+//! the connection (a resource alarm) during the interval, and "reconnecting"
+//! when the connection was lost during it.
 
 use crate::measure::RoundTrip;
 use crate::stats;
@@ -15,6 +16,10 @@ pub struct Intervals {
     blocked: Option<String>,
     /// The reason of a block in force at any time in this interval.
     blocked_in_interval: Option<String>,
+    /// While the connection is being made again.
+    reconnecting: bool,
+    /// Reconnecting at any time in this interval.
+    reconnecting_in_interval: bool,
 }
 
 impl Intervals {
@@ -29,6 +34,8 @@ impl Intervals {
             since: Duration::ZERO,
             blocked: None,
             blocked_in_interval: None,
+            reconnecting: false,
+            reconnecting_in_interval: false,
         }
     }
 
@@ -46,6 +53,13 @@ impl Intervals {
         if self.blocked.is_some() {
             self.blocked_in_interval.clone_from(&self.blocked);
         }
+    }
+
+    /// The connection was lost and is being made again (true), or a new
+    /// session has begun (false).
+    pub fn reconnecting(&mut self, reconnecting: bool) {
+        self.reconnecting = reconnecting;
+        self.reconnecting_in_interval |= reconnecting;
     }
 
     /// The line for the interval ending `at` (since the run started); starts
@@ -78,6 +92,9 @@ impl Intervals {
             line.push_str(&format!("  blocked ({reason})"));
         }
         self.blocked_in_interval.clone_from(&self.blocked);
+        if std::mem::replace(&mut self.reconnecting_in_interval, self.reconnecting) {
+            line.push_str("  reconnecting");
+        }
         self.histogram.reset();
         self.since = at;
         line
@@ -140,5 +157,19 @@ mod tests {
         assert!(lifted.ends_with("  blocked (low on memory)"), "{lifted}");
         let after = intervals.line(Duration::from_secs(3));
         assert!(!after.contains("blocked"), "{after}");
+    }
+
+    #[test]
+    fn intervals_while_reconnecting_say_so() {
+        let mut intervals = Intervals::new();
+        intervals.reconnecting(true);
+        let during = intervals.line(Duration::from_secs(1));
+        assert!(during.ends_with("  reconnecting"), "{during}");
+        intervals.reconnecting(false);
+        // Reconnecting for part of this interval still shows.
+        let reconnected = intervals.line(Duration::from_secs(2));
+        assert!(reconnected.ends_with("  reconnecting"), "{reconnected}");
+        let after = intervals.line(Duration::from_secs(3));
+        assert!(!after.contains("reconnecting"), "{after}");
     }
 }

@@ -57,6 +57,13 @@ impl Progress {
         }
     }
 
+    /// Shows "reconnecting" beside the bar while the connection is being
+    /// made again; clears it when a new session begins.
+    pub fn reconnecting(&self, reconnecting: bool) {
+        self.bar
+            .set_message(if reconnecting { "reconnecting" } else { "" });
+    }
+
     /// Runs `f` (which prints to stderr) with the bar out of the way.
     pub fn suspend(&self, f: impl FnOnce()) {
         self.bar.suspend(f);
