@@ -116,6 +116,8 @@ pub struct Session<'a> {
     socket: Arc<Socket>,
     /// Armed by `close_within`: cuts the socket at its deadline.
     cutter: RefCell<Option<Cutter>>,
+    /// The socket was cut on purpose, because the connection was blocked.
+    cut: Cell<bool>,
     ready: Cell<bool>,
     /// For channels besides `channel`: see [`Session::open_channel`].
     connection: RefCell<&'a mut Connection>,
@@ -173,9 +175,9 @@ impl Session<'_> {
             ConnectionBlockedNotification::Unblocked => match blocking.unblock(now) {
                 Some(lasted) => {
                     info!(
-                        "the broker at {} unblocked the connection after {:.1} s",
+                        "the broker at {} unblocked the connection after {}",
                         self.url,
-                        lasted.as_secs_f64()
+                        crate::text::duration(lasted)
                     );
                     Block::Unblocked(lasted)
                 }
@@ -215,7 +217,12 @@ impl Session<'_> {
     /// Call it before a graceful stop's cancels and closes, and before
     /// dropping a consumer (its drop cancels it and waits).
     pub fn close_within(&self, limit: Duration) {
+        if self.cut.get() {
+            return;
+        }
         if self.is_blocked() {
+            // Said once, however many steps of the end ask for it.
+            self.cut.set(true);
             info!(
                 "cutting the blocked connection to {} instead of closing it",
                 self.url
@@ -454,6 +461,7 @@ fn one_session<T>(
         blocking: RefCell::new(Blocking::default()),
         socket: socket.clone(),
         cutter: RefCell::new(None),
+        cut: Cell::new(false),
         ready: Cell::new(false),
         connection: RefCell::new(&mut connection),
     };
@@ -464,8 +472,15 @@ fn one_session<T>(
     // after CLOSE_WAIT.
     session.close_within(CLOSE_WAIT);
     let cutter = session.cutter.take();
+    let was_cut = session.cut.get();
     drop(session);
     let outcome = match result {
+        Ok(value) if was_cut => {
+            // Cut on purpose (blocked): there is nothing left to close.
+            drop(channel);
+            drop(connection);
+            Ok(Some(value))
+        }
         Ok(value) => {
             // The work is done: a failure to close politely changes nothing.
             let closed = channel

@@ -11,9 +11,32 @@ pub fn counted(count: impl Into<u64>, noun: &str) -> String {
     }
 }
 
+/// A duration for a message: one decimal of seconds from a second up
+/// ("40.2 s"), milliseconds below ("400 ms", "1.0 ms"), so that a short one
+/// never reads "0.0 s".
+pub fn duration(duration: std::time::Duration) -> String {
+    let seconds = duration.as_secs_f64();
+    if seconds >= 1.0 {
+        format!("{seconds:.1} s")
+    } else if seconds >= 0.01 {
+        format!("{:.0} ms", seconds * 1e3)
+    } else {
+        format!("{:.1} ms", seconds * 1e3)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::counted;
+    use super::{counted, duration};
+    use std::time::Duration;
+
+    #[test]
+    fn a_short_duration_is_given_in_milliseconds() {
+        assert_eq!(duration(Duration::from_micros(1_200)), "1.2 ms");
+        assert_eq!(duration(Duration::from_millis(400)), "400 ms");
+        assert_eq!(duration(Duration::from_millis(40_250)), "40.2 s");
+        assert_eq!(duration(Duration::from_secs(5)), "5.0 s");
+    }
 
     #[test]
     fn one_is_singular_and_every_other_count_plural() {

@@ -529,10 +529,19 @@ fn exchange_mismatch(error: amiquip::Error, exchange: &str) -> anyhow::Error {
         ),
         None => String::new(),
     };
+    // The broker's own exchanges (amq.direct, ...) cannot be deleted.
+    let fix = if exchange.starts_with("amq.") {
+        "it is one of the broker's own exchanges, which cannot be deleted: choose another \
+         --exchange"
+            .to_string()
+    } else {
+        format!(
+            "delete it (rabbitmqadmin delete exchange name={exchange}) or use another --exchange"
+        )
+    };
     Failure::Usage(format!(
         "exchange {exchange:?} already exists other than the durable topic exchange both \
-         programs declare{differs}: delete it (rabbitmqadmin delete exchange name={exchange}) \
-         or use another --exchange (the broker says: {})",
+         programs declare{differs}: {fix} (the broker says: {})",
         printable(message, 300)
     ))
     .into()

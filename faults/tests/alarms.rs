@@ -198,6 +198,23 @@ fn resource_alarms_and_a_hung_broker() -> Result<()> {
     Ok(())
 }
 
+/// A stop while blocked cuts the connection, says so once, and warns of
+/// nothing: the cut was meant.
+fn assert_cut_once(scenario: &str, program: &Spawned) {
+    let stderr = program.stderr();
+    let cuts = stderr
+        .iter()
+        .filter(|l| l.contains("cutting the blocked connection"))
+        .count();
+    assert_eq!(cuts, 1, "{scenario}: {stderr:?}");
+    assert!(
+        !stderr
+            .iter()
+            .any(|l| l.contains("closing the connection to")),
+        "{scenario}: {stderr:?}"
+    );
+}
+
 /// A 40 s memory alarm under a sequential client, a client with 16 in
 /// flight, a client allowed 5 s of block, and a server stopped while
 /// blocked, all at once.
@@ -278,6 +295,7 @@ fn memory_alarm(node: &Node) -> Result<()> {
     );
     let json = testkit::json_summary(&interrupted_client)?;
     assert_eq!(json["ended"], "interrupted", "{json}");
+    assert_cut_once(&interrupted_scenario, &interrupted_client);
     assert_eq!(json["blocks"], 1, "{json}");
     eprintln!(
         "{}: exit 130 {:.1} s after SIGINT, sent {}, answered {}, unanswered {}, resends {}",
@@ -321,6 +339,7 @@ fn memory_alarm(node: &Node) -> Result<()> {
         "{stop_scenario}: {:?}",
         blocked_server.stderr()
     );
+    assert_cut_once(&stop_scenario, &blocked_server);
     let mut next_server = start_server(node.url(), &stop_scratch, &[])?;
 
     // Longer than --max-blocked 5: exit 3, naming the alarm.

@@ -630,12 +630,14 @@ impl Run {
         if now < limit {
             return Ok(());
         }
+        let outstanding = self.pending.len() as u64;
         Err(Failure::Blocked(format!(
-            "the broker has blocked the connection for {:.1} s ({}: a resource alarm), longer \
-             than --max-blocked allows; {} requests were outstanding",
-            now.saturating_duration_since(since).as_secs_f64(),
+            "the broker has blocked the connection for {} ({}: a resource alarm), longer \
+             than --max-blocked allows; {} {} outstanding",
+            common::text::duration(now.saturating_duration_since(since)),
             blocking::printable(reason),
-            self.pending.len()
+            common::text::counted(outstanding, "request"),
+            if outstanding == 1 { "was" } else { "were" }
         ))
         .into())
     }
@@ -829,10 +831,10 @@ impl Run {
             let n = pending.n;
             if pending.retries >= self.plan.retries {
                 return Err(Failure::Timeout(format!(
-                    "no reply to the request for n={n} within {:.1} s, sent {} times; \
+                    "no reply to the request for n={n} within {:.1} s, sent {}; \
                      is fib-server running?",
                     self.plan.timeout.as_secs_f64(),
-                    pending.ids.len()
+                    common::text::counted(pending.ids.len() as u64, "time")
                 ))
                 .into());
             }

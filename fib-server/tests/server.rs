@@ -528,3 +528,32 @@ fn refused_replies_cost_bounded_work_and_the_others_are_served() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn a_built_in_exchange_of_another_type_is_a_usage_error_advising_another_name() -> Result<()> {
+    // amq.direct exists on every broker, as a direct exchange, and cannot
+    // be deleted: the advice is another --exchange, never deleting it.
+    let scratch = Scratch::new("amqdirect");
+    let mut server = Spawned::start(Command::new(env!("CARGO_BIN_EXE_fib-server")).args([
+        "--url",
+        &testkit::broker_url(),
+        "--exchange",
+        "amq.direct",
+        "--queue",
+        &scratch.topology.queue,
+    ]))?;
+    let status = server.wait(WAIT)?;
+    let stderr = server.stderr().join("\n");
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    let error = server
+        .stderr()
+        .into_iter()
+        .find(|line| line.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(error.contains("choose another --exchange"), "{error}");
+    assert!(!error.contains("delete exchange"), "{error}");
+    // The queue this failed start declared is removed again.
+    let objects = testkit::broker_objects(&scratch.prefix)?;
+    assert!(objects.is_empty(), "{objects:?}");
+    Ok(())
+}

@@ -51,11 +51,13 @@ pub fn summary_table(summary: &Summary) -> String {
     if summary.blocks > 0 {
         let _ = writeln!(
             out,
-            "blocked by the broker (resource alarm) {} time{} for {:.1} s in all: nothing sent \
+            "blocked by the broker (resource alarm) {} for {} in all: nothing sent \
              meanwhile, no timeout ran",
-            summary.blocks,
-            if summary.blocks == 1 { "" } else { "s" },
-            summary.blocked_ms / 1e3
+            common::text::counted(summary.blocks, "time"),
+            common::text::duration(
+                std::time::Duration::try_from_secs_f64(summary.blocked_ms / 1e3)
+                    .unwrap_or_default()
+            )
         );
     }
     if let Some(rate) = &summary.rate {
@@ -193,6 +195,18 @@ mod tests {
         let text = summary_table(&s);
         assert!(
             text.contains("blocked by the broker (resource alarm) 2 times for 40.2 s in all"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn one_short_block_reads_one_time_in_milliseconds() {
+        let mut s = summary();
+        s.blocks = 1;
+        s.blocked_ms = 1.2;
+        let text = summary_table(&s);
+        assert!(
+            text.contains("blocked by the broker (resource alarm) 1 time for 1.2 ms in all"),
             "{text}"
         );
     }
